@@ -1,0 +1,18 @@
+//! firedrill: disaster-recovery drills for Kubernetes and etcd.
+//!
+//! A drill is declared in YAML ([`spec`]), validated into a [`plan`], driven through its phases by
+//! the [`engine`], measured ([`measure`]) and recorded in a tamper-evident [`ledger`]. The drills
+//! themselves live in [`drills`]; [`etcd`] and [`store`] talk to the real systems.
+
+pub mod cli;
+pub mod clock;
+pub mod drills;
+pub mod engine;
+pub mod etcd;
+pub mod ledger;
+pub mod measure;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod spec;
+pub mod store;
