@@ -84,7 +84,11 @@ pub struct Schedule {
     pub time_zone: Tz,
     #[serde(with = "crate::measure::ms", rename = "jitterMs")]
     pub jitter: Duration,
-    #[serde(with = "crate::measure::opt_ms", rename = "windowMs", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::measure::opt_ms",
+        rename = "windowMs",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub window: Option<Duration>,
     pub missed_runs: MissedRuns,
 }

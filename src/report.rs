@@ -37,22 +37,40 @@ pub struct DrillSummary {
     pub failed: usize,
     pub error: usize,
     pub aborted: usize,
-    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::measure::opt_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rto_median_ms: Option<Duration>,
-    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::measure::opt_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rto_worst_ms: Option<Duration>,
-    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::measure::opt_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rto_target_ms: Option<Duration>,
-    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::measure::opt_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rpo_worst_ms: Option<Duration>,
-    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::measure::opt_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rpo_target_ms: Option<Duration>,
     pub last_run: Timestamp,
     pub last_verdict: Verdict,
 }
 
 fn target(o: &Outcome, figure: &str) -> Option<Duration> {
-    o.targets.iter().find(|t| t.figure == figure).map(|t| t.target_ms)
+    o.targets
+        .iter()
+        .find(|t| t.figure == figure)
+        .map(|t| t.target_ms)
 }
 
 /// Per-drill figures over `runs` (in chain order).
@@ -75,7 +93,10 @@ pub fn summarize(runs: &[&Outcome]) -> Vec<DrillSummary> {
                 failed: count(Verdict::Failed),
                 error: count(Verdict::Error),
                 aborted: count(Verdict::Aborted),
-                rto_median_ms: rtos.get(rtos.len().saturating_sub(1) / 2).copied().filter(|_| !rtos.is_empty()),
+                rto_median_ms: rtos
+                    .get(rtos.len().saturating_sub(1) / 2)
+                    .copied()
+                    .filter(|_| !rtos.is_empty()),
                 rto_worst_ms: rtos.last().copied(),
                 rto_target_ms: target(last, "rto"),
                 rpo_worst_ms: rs.iter().filter_map(|o| o.rpo_ms).max(),
@@ -95,17 +116,29 @@ fn opt(d: Option<Duration>) -> String {
 pub fn markdown(r: &ReportData) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# firedrill report: {} to {}\n", r.from, r.to);
-    let _ = writeln!(s, "Generated {} from the evidence ledger `{}`.\n", r.generated, r.ledger);
+    let _ = writeln!(
+        s,
+        "Generated {} from the evidence ledger `{}`.\n",
+        r.generated, r.ledger
+    );
     let _ = writeln!(s, "## Evidence integrity\n");
     if r.chain.ok() {
-        let head = r.chain.head.as_ref().map(|h| format!("record {} with SHA-256 `{}`", h.seq, h.sha256)).unwrap_or_else(|| "empty".into());
+        let head = r
+            .chain
+            .head
+            .as_ref()
+            .map(|h| format!("record {} with SHA-256 `{}`", h.seq, h.sha256))
+            .unwrap_or_else(|| "empty".into());
         let _ = writeln!(
             s,
             "The hash chain of all {} records verified: none was edited, removed, reordered or inserted. Its head is {head}; keep this value to prove later that nothing before it changed (`firedrill evidence verify --expect-head <sha256>`).\n",
             r.chain.records
         );
     } else {
-        let _ = writeln!(s, "**The hash chain did not verify.** The records below may have been altered:\n");
+        let _ = writeln!(
+            s,
+            "**The hash chain did not verify.** The records below may have been altered:\n"
+        );
         for p in &r.chain.problems {
             let _ = writeln!(s, "- {p}");
         }
@@ -115,8 +148,14 @@ pub fn markdown(r: &ReportData) -> String {
     if r.drills.is_empty() {
         let _ = writeln!(s, "No drill ran in this period.\n");
     } else {
-        let _ = writeln!(s, "| drill | type | runs | passed | failed | error | aborted | median RTO | worst RTO | RTO target | worst RPO | RPO target | last |");
-        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        let _ = writeln!(
+            s,
+            "| drill | type | runs | passed | failed | error | aborted | median RTO | worst RTO | RTO target | worst RPO | RPO target | last |"
+        );
+        let _ = writeln!(
+            s,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
         for d in &r.drills {
             let _ = writeln!(
                 s,
@@ -145,9 +184,25 @@ pub fn markdown(r: &ReportData) -> String {
             let steps: Vec<String> = sc
                 .steps
                 .iter()
-                .map(|st| format!("{} {}", st.drill, st.verdict.map(|v| v.to_string()).unwrap_or_else(|| "skipped".into())))
+                .map(|st| {
+                    format!(
+                        "{} {}",
+                        st.drill,
+                        st.verdict
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "skipped".into())
+                    )
+                })
                 .collect();
-            let _ = writeln!(s, "- {} {} — **{}**: {} ({})", sc.started, sc.name, sc.verdict, sc.reason, steps.join(", "));
+            let _ = writeln!(
+                s,
+                "- {} {} — **{}**: {} ({})",
+                sc.started,
+                sc.name,
+                sc.verdict,
+                sc.reason,
+                steps.join(", ")
+            );
         }
         let _ = writeln!(s);
     }
@@ -155,10 +210,17 @@ pub fn markdown(r: &ReportData) -> String {
     if r.runs.is_empty() {
         let _ = writeln!(s, "None.\n");
     } else {
-        let _ = writeln!(s, "| started | drill | verdict | RTO | RPO (method) | reason | run |");
+        let _ = writeln!(
+            s,
+            "| started | drill | verdict | RTO | RPO (method) | reason | run |"
+        );
         let _ = writeln!(s, "|---|---|---|---:|---|---|---|");
         for o in &r.runs {
-            let method = o.recovery_point.as_ref().map(|p| format!(" ({})", p.method.describe())).unwrap_or_default();
+            let method = o
+                .recovery_point
+                .as_ref()
+                .map(|p| format!(" ({})", p.method.describe()))
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {}{} | {} | `{}` |",
@@ -175,10 +237,22 @@ pub fn markdown(r: &ReportData) -> String {
         let _ = writeln!(s);
     }
     let _ = writeln!(s, "## Controls this evidence supports\n");
-    let _ = writeln!(s, "- ISO/IEC 27001:2022 A.8.13 (information backup): backups were restored and their contents verified, with the run records above.");
-    let _ = writeln!(s, "- ISO/IEC 27001:2022 A.5.30 (ICT readiness for business continuity): recovery time and data loss were measured against the targets shown.");
-    let _ = writeln!(s, "- SOC 2 A1.3 (recovery plan testing): each run is a dated, verified test of a recovery procedure, kept in a tamper-evident record.");
-    let _ = writeln!(s, "- DORA articles 11 and 12 (response and recovery; backup and restoration): restoration from backups was tested, with RTO/RPO evidence.");
+    let _ = writeln!(
+        s,
+        "- ISO/IEC 27001:2022 A.8.13 (information backup): backups were restored and their contents verified, with the run records above."
+    );
+    let _ = writeln!(
+        s,
+        "- ISO/IEC 27001:2022 A.5.30 (ICT readiness for business continuity): recovery time and data loss were measured against the targets shown."
+    );
+    let _ = writeln!(
+        s,
+        "- SOC 2 A1.3 (recovery plan testing): each run is a dated, verified test of a recovery procedure, kept in a tamper-evident record."
+    );
+    let _ = writeln!(
+        s,
+        "- DORA articles 11 and 12 (response and recovery; backup and restoration): restoration from backups was tested, with RTO/RPO evidence."
+    );
     s
 }
 
@@ -192,20 +266,37 @@ pub fn csv(r: &ReportData) -> String {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let ms = |d: Option<Duration>| d.map(|d| d.as_millis().to_string()).unwrap_or_default();
     let _ = w.write_record([
-        "started", "drill", "type", "scenario", "verdict", "rto_ms", "rto_target_ms", "rpo_ms", "rpo_target_ms", "rpo_method", "run_id", "reason",
+        "started",
+        "drill",
+        "type",
+        "scenario",
+        "verdict",
+        "rto_ms",
+        "rto_target_ms",
+        "rpo_ms",
+        "rpo_target_ms",
+        "rpo_method",
+        "run_id",
+        "reason",
     ]);
     for o in &r.runs {
         let _ = w.write_record([
             o.timeline.started.to_string(),
             o.drill.name.clone(),
             o.drill.kind.clone(),
-            o.scenario.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+            o.scenario
+                .as_ref()
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
             o.verdict.to_string(),
             ms(o.rto_ms),
             ms(target(o, "rto")),
             ms(o.rpo_ms),
             ms(target(o, "rpo")),
-            o.recovery_point.as_ref().map(|p| format!("{:?}", p.method).to_lowercase()).unwrap_or_default(),
+            o.recovery_point
+                .as_ref()
+                .map(|p| format!("{:?}", p.method).to_lowercase())
+                .unwrap_or_default(),
             o.run_id.clone(),
             o.reason.clone(),
         ]);
@@ -268,13 +359,24 @@ pub fn junit(r: &ReportData) -> String {
             match o.verdict {
                 Verdict::Passed => s.push_str("/>\n"),
                 Verdict::Failed => {
-                    let _ = writeln!(s, ">\n      <failure message=\"{reason}\">{}</failure>\n    </testcase>", xml_escape(&o.errors.join("\n")));
+                    let _ = writeln!(
+                        s,
+                        ">\n      <failure message=\"{reason}\">{}</failure>\n    </testcase>",
+                        xml_escape(&o.errors.join("\n"))
+                    );
                 }
                 Verdict::Error => {
-                    let _ = writeln!(s, ">\n      <error message=\"{reason}\">{}</error>\n    </testcase>", xml_escape(&o.errors.join("\n")));
+                    let _ = writeln!(
+                        s,
+                        ">\n      <error message=\"{reason}\">{}</error>\n    </testcase>",
+                        xml_escape(&o.errors.join("\n"))
+                    );
                 }
                 Verdict::Aborted => {
-                    let _ = writeln!(s, ">\n      <skipped message=\"{reason}\"/>\n    </testcase>");
+                    let _ = writeln!(
+                        s,
+                        ">\n      <skipped message=\"{reason}\"/>\n    </testcase>"
+                    );
                 }
             }
         }
@@ -290,6 +392,9 @@ mod tests {
 
     #[test]
     fn xml_escape_handles_markup_quotes_and_control_characters() {
-        assert_eq!(xml_escape("a<b & \"c\" 'd'>\u{1}\n"), "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;\n");
+        assert_eq!(
+            xml_escape("a<b & \"c\" 'd'>\u{1}\n"),
+            "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;\n"
+        );
     }
 }

@@ -21,22 +21,40 @@ pub enum EvidenceCommand {
 
 pub async fn run(global: &Global, command: EvidenceCommand) -> anyhow::Result<i32> {
     match command {
-        EvidenceCommand::Verify { expect_head, output } => {
+        EvidenceCommand::Verify {
+            expect_head,
+            output,
+        } => {
             let ledger = Ledger::open(&global.ledger_url(), &global.data_dir(), Clock::system())?;
             let report = ledger.verify(expect_head.as_deref()).await?;
             if output == Format::Table {
                 if report.ok() {
-                    let head = report.head.as_ref().map(|h| format!("; head: record {} sha256 {}", h.seq, h.sha256)).unwrap_or_default();
-                    println!("ok: {} records in {} verified{head}", report.records, ledger.url());
+                    let head = report
+                        .head
+                        .as_ref()
+                        .map(|h| format!("; head: record {} sha256 {}", h.seq, h.sha256))
+                        .unwrap_or_default();
+                    println!(
+                        "ok: {} records in {} verified{head}",
+                        report.records,
+                        ledger.url()
+                    );
                 } else {
-                    println!("FAILED: {} problem(s) in {} ({} records):", report.problems.len(), ledger.url(), report.records);
+                    println!(
+                        "FAILED: {} problem(s) in {} ({} records):",
+                        report.problems.len(),
+                        ledger.url(),
+                        report.records
+                    );
                     for p in &report.problems {
                         println!("  - {p}");
                     }
                 }
                 let spooled = ledger.spool().pending().map(|p| p.len()).unwrap_or(0);
                 if spooled > 0 {
-                    println!("note: {spooled} record(s) are spooled locally and not yet in the chain (the next run appends them)");
+                    println!(
+                        "note: {spooled} record(s) are spooled locally and not yet in the chain (the next run appends them)"
+                    );
                 }
             } else {
                 print_value(&report, output);

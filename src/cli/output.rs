@@ -42,7 +42,10 @@ pub fn print_rows<T: Tabular + Serialize>(rows: &[T], format: Format) {
 pub fn print_value<T: Serialize>(value: &T, format: Format) {
     match format {
         Format::Yaml => print!("{}", serde_saphyr::to_string(value).unwrap_or_default()),
-        _ => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        _ => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
     }
 }
 
@@ -66,7 +69,11 @@ impl ValidRow {
             name: d.name.clone(),
             runs: d.kind().to_string(),
             file: d.file.display().to_string(),
-            next_run: d.schedule.as_ref().and_then(|s| s.upcoming(crate::clock::Clock::system().now(), 1).first().copied()),
+            next_run: d.schedule.as_ref().and_then(|s| {
+                s.upcoming(crate::clock::Clock::system().now(), 1)
+                    .first()
+                    .copied()
+            }),
         }
     }
 
@@ -74,9 +81,18 @@ impl ValidRow {
         Self {
             kind: "Scenario",
             name: s.name.clone(),
-            runs: s.steps.iter().map(|st| st.drill.name.as_str()).collect::<Vec<_>>().join(" → "),
+            runs: s
+                .steps
+                .iter()
+                .map(|st| st.drill.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" → "),
             file: s.file.display().to_string(),
-            next_run: s.schedule.as_ref().and_then(|sc| sc.upcoming(crate::clock::Clock::system().now(), 1).first().copied()),
+            next_run: s.schedule.as_ref().and_then(|sc| {
+                sc.upcoming(crate::clock::Clock::system().now(), 1)
+                    .first()
+                    .copied()
+            }),
         }
     }
 }
@@ -91,7 +107,9 @@ impl Tabular for ValidRow {
             self.name.clone(),
             self.runs.clone(),
             self.file.clone(),
-            self.next_run.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+            self.next_run
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into()),
         ]
     }
 }

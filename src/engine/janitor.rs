@@ -21,7 +21,9 @@ const CLEANUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 pub async fn sweep(runner: &Runner) -> Vec<Outcome> {
     let mut cleaned = Vec::new();
     for path in Marker::list(&runner.data_dir) {
-        let Some(data) = Marker::peek(&path) else { continue };
+        let Some(data) = Marker::peek(&path) else {
+            continue;
+        };
         let intent = &data.intent;
         let dead = match owner::liveness(&intent.owner) {
             Liveness::Alive => false,
@@ -31,7 +33,9 @@ pub async fn sweep(runner: &Runner) -> Vec<Outcome> {
         if !dead {
             continue;
         }
-        let Some(marker) = Marker::take(&path) else { continue };
+        let Some(marker) = Marker::take(&path) else {
+            continue;
+        };
         cleaned.push(clean(runner, marker).await);
     }
     cleaned
@@ -45,10 +49,21 @@ async fn clean(runner: &Runner, marker: Marker) -> Outcome {
         "janitor: run {} of {} was left without an outcome by pid {} on {}",
         intent.run_id, intent.drill.name, intent.owner.pid, intent.owner.host
     ));
-    let cleanup = runner::run_cleanup(&intent.drill.kind, &intent.claim, &ctx, CLEANUP_LIMIT, &runner.clock).await;
+    let cleanup = runner::cleanup_report(
+        runner
+            .clock
+            .timeout(
+                CLEANUP_LIMIT,
+                crate::drills::cleanup(&intent.drill.kind, &intent.claim, &ctx),
+            )
+            .await,
+    );
     let mut timeline = data.timeline.clone();
     timeline.ended = Some(runner.clock.now());
-    let phase = data.phase.map(|p| p.to_string()).unwrap_or_else(|| "setup".into());
+    let phase = data
+        .phase
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "setup".into());
     let reason = format!(
         "aborted during {phase}: the firedrill process (pid {} on {}) stopped without recording an outcome; the janitor cleaned up at {}",
         intent.owner.pid,
@@ -88,12 +103,18 @@ async fn clean(runner: &Runner, marker: Marker) -> Outcome {
         Ledger::open(&data.ledger, &runner.data_dir, runner.clock).map(Arc::new)
     };
     let recorded = match ledger {
-        Ok(l) => l.append(&Entry::Outcome(Box::new(outcome.clone()))).await.map_err(|e| e.to_string()),
+        Ok(l) => l
+            .append(&Entry::Outcome(Box::new(outcome.clone())))
+            .await
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     match recorded {
         Ok(_) => marker.remove(),
-        Err(e) => tracing::error!("janitor: the Aborted outcome of run {} could not be recorded: {e}", intent.run_id),
+        Err(e) => tracing::error!(
+            "janitor: the Aborted outcome of run {} could not be recorded: {e}",
+            intent.run_id
+        ),
     }
     outcome
 }

@@ -71,7 +71,9 @@ impl Marker {
 
     /// Every marker in `data_dir` that is not being handled by a janitor.
     pub fn list(data_dir: &Path) -> Vec<PathBuf> {
-        let Ok(rd) = fs::read_dir(dir(data_dir)) else { return Vec::new() };
+        let Ok(rd) = fs::read_dir(dir(data_dir)) else {
+            return Vec::new();
+        };
         let mut paths: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -85,7 +87,9 @@ impl Marker {
     pub fn take(path: &Path) -> Option<Self> {
         let taken = path.with_extension(format!("janitor-{}", std::process::id()));
         fs::rename(path, &taken).ok()?;
-        let data = fs::read(&taken).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let data = fs::read(&taken)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
         match data {
             Some(data) => Some(Self { path: taken, data }),
             None => {

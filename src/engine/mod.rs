@@ -1,10 +1,11 @@
 //! The drill contract and the machinery that drives it.
 //!
 //! A drill implements [`Drill`]: it checks what it needs (preflight), names what it will create
-//! (claim), prepares (setup), recovers (act), waits for the recovery to be up (wait) and checks
-//! it (verify). Cleanup is not a method: it is a function of the drill type and the claim alone
-//! ([`crate::drills::cleanup`]), so that the janitor can run exactly the same cleanup for a run
-//! whose process died. The [`runner`] drives the phases with timeouts, aborts and the ledger.
+//! (claim), prepares (setup), recovers (act), waits for the recovery to be up (wait), checks it
+//! (verify) and cleans up. Cleanup works from the claim alone: by default it is the registered
+//! cleanup of the drill type ([`crate::drills::cleanup`]), the very function the janitor runs
+//! for a run whose process died. The [`runner`] drives the phases with timeouts, aborts and the
+//! ledger.
 
 pub mod abort;
 pub mod context;
@@ -46,6 +47,9 @@ pub type Claim = serde_json::Value;
 /// after which the runner always calls the drill type's cleanup with the claim.
 #[async_trait]
 pub trait Drill: Send {
+    /// The registered drill type (`etcd-restore`).
+    fn kind(&self) -> &'static str;
+
     /// What a run changes, in words, for `--dry-run` and the intent record.
     fn planned_changes(&self) -> Vec<String>;
 
@@ -69,4 +73,14 @@ pub trait Drill: Send {
 
     /// Checks the recovered system. The RTO clock stops when this returns with every check passed.
     async fn verify(&mut self, ctx: &RunContext) -> Result<Vec<Check>, DrillError>;
+
+    /// Removes what `claim` names; idempotent. Returns what it did, in words. Override only in
+    /// tests: a real drill's cleanup must be the registered one, which the janitor also runs.
+    async fn cleanup(
+        &mut self,
+        claim: &Claim,
+        ctx: &RunContext,
+    ) -> Result<Vec<String>, DrillError> {
+        crate::drills::cleanup(self.kind(), claim, ctx).await
+    }
 }

@@ -14,8 +14,9 @@ use tracing::Instrument;
 use super::marker::{Marker, MarkerData};
 use super::{Abort, Claim, Drill, DrillError, RunContext, owner};
 use crate::clock::Clock;
-use crate::drills;
-use crate::ledger::record::{CleanupReport, DrillRef, Entry, Intent, Outcome, ScenarioRef, Trigger};
+use crate::ledger::record::{
+    CleanupReport, DrillRef, Entry, Intent, Outcome, ScenarioRef, Trigger,
+};
 use crate::ledger::{Appended, Ledger};
 use crate::measure::{self, Ending, Phase, PhaseSpan, Timeline, Verdict};
 use crate::plan::DrillPlan;
@@ -88,7 +89,12 @@ impl Run<'_> {
                 Err(elapsed) => Err(timed_out(phase, elapsed)),
             },
         };
-        self.timeline.phases.push(PhaseSpan { phase, started, ended: r.clock.now(), ok: result.is_ok() });
+        self.timeline.phases.push(PhaseSpan {
+            phase,
+            started,
+            ended: r.clock.now(),
+            ok: result.is_ok(),
+        });
         result
     }
 
@@ -99,7 +105,10 @@ impl Run<'_> {
         ctx: &RunContext,
         scenario: Option<&ScenarioRef>,
     ) -> Ending {
-        if let Err(e) = self.phase(Phase::Preflight, plan, drill.preflight(ctx)).await {
+        if let Err(e) = self
+            .phase(Phase::Preflight, plan, drill.preflight(ctx))
+            .await
+        {
             return e;
         }
         let claim = match drill.claim(ctx) {
@@ -107,7 +116,10 @@ impl Run<'_> {
             Err(e) => return ending_of(Phase::Setup, e),
         };
         if let Err(reason) = self.record_intent(plan, drill, ctx, scenario, claim).await {
-            return Ending::Error { phase: Phase::Setup, reason };
+            return Ending::Error {
+                phase: Phase::Setup,
+                reason,
+            };
         }
         if let Err(e) = self.phase(Phase::Setup, plan, drill.setup(ctx)).await {
             return e;
@@ -161,18 +173,36 @@ impl Run<'_> {
             )),
             Err(e) => return Err(format!("cannot record the intent, so nothing was changed: {e}")),
         }
-        let data = MarkerData { intent, ledger: r.ledger.url().to_string(), phase: None, timeline: self.timeline.clone() };
-        let marker = Marker::create(&r.data_dir, data)
-            .map_err(|e| format!("cannot write the run marker in {}, so nothing was changed: {e}", r.data_dir.display()))?;
+        let data = MarkerData {
+            intent,
+            ledger: r.ledger.url().to_string(),
+            phase: None,
+            timeline: self.timeline.clone(),
+        };
+        let marker = Marker::create(&r.data_dir, data).map_err(|e| {
+            format!(
+                "cannot write the run marker in {}, so nothing was changed: {e}",
+                r.data_dir.display()
+            )
+        })?;
         self.marker = Some(marker);
         self.claim = Some(claim);
         Ok(())
     }
 
     /// Cleanup: once anything was claimed, always; not abortable, only time-limited.
-    async fn cleanup(&mut self, plan: &DrillPlan, ctx: &RunContext) -> CleanupReport {
+    async fn cleanup(
+        &mut self,
+        plan: &DrillPlan,
+        drill: &mut dyn Drill,
+        ctx: &RunContext,
+    ) -> CleanupReport {
         let Some(claim) = self.claim.clone() else {
-            return CleanupReport { done: true, actions: vec!["nothing was claimed, so nothing to clean up".into()], error: None };
+            return CleanupReport {
+                done: true,
+                actions: vec!["nothing was claimed, so nothing to clean up".into()],
+                error: None,
+            };
         };
         let r = self.runner;
         r.progress.phase(Phase::Cleanup);
@@ -181,57 +211,113 @@ impl Run<'_> {
         }
         let started = r.clock.now();
         let limit = plan.timeouts.cleanup;
-        let report = run_cleanup(plan.kind(), &claim, ctx, limit, &r.clock).await;
-        self.timeline.phases.push(PhaseSpan { phase: Phase::Cleanup, started, ended: r.clock.now(), ok: report.done });
+        let report = cleanup_report(r.clock.timeout(limit, drill.cleanup(&claim, ctx)).await);
+        self.timeline.phases.push(PhaseSpan {
+            phase: Phase::Cleanup,
+            started,
+            ended: r.clock.now(),
+            ok: report.done,
+        });
         report
     }
 }
 
-/// Runs a drill type's cleanup for `claim` within `limit`.
-pub async fn run_cleanup(kind: &str, claim: &Claim, ctx: &RunContext, limit: std::time::Duration, clock: &Clock) -> CleanupReport {
-    match clock.timeout(limit, drills::cleanup(kind, claim, ctx)).await {
-        Ok(Ok(actions)) => CleanupReport { done: true, actions, error: None },
-        Ok(Err(e)) => CleanupReport { done: false, actions: vec![], error: Some(e.to_string()) },
-        Err(elapsed) => CleanupReport { done: false, actions: vec![], error: Some(format!("cleanup {elapsed}")) },
+/// What a cleanup that ran under a time limit did.
+pub fn cleanup_report(
+    result: Result<Result<Vec<String>, DrillError>, crate::clock::Elapsed>,
+) -> CleanupReport {
+    match result {
+        Ok(Ok(actions)) => CleanupReport {
+            done: true,
+            actions,
+            error: None,
+        },
+        Ok(Err(e)) => CleanupReport {
+            done: false,
+            actions: vec![],
+            error: Some(e.to_string()),
+        },
+        Err(elapsed) => CleanupReport {
+            done: false,
+            actions: vec![],
+            error: Some(format!("cleanup {elapsed}")),
+        },
     }
 }
 
 fn timed_out(phase: Phase, elapsed: crate::clock::Elapsed) -> Ending {
     match phase {
-        Phase::Act | Phase::Wait | Phase::Verify => {
-            Ending::Failed { phase, reason: format!("recovery did not complete: {phase} {elapsed} (raise timeouts.{phase} if that is expected)") }
-        }
-        _ => Ending::Error { phase, reason: format!("{phase} {elapsed} (raise timeouts.{phase} if that is expected)") },
+        Phase::Act | Phase::Wait | Phase::Verify => Ending::Failed {
+            phase,
+            reason: format!(
+                "recovery did not complete: {phase} {elapsed} (raise timeouts.{phase} if that is expected)"
+            ),
+        },
+        _ => Ending::Error {
+            phase,
+            reason: format!("{phase} {elapsed} (raise timeouts.{phase} if that is expected)"),
+        },
     }
 }
 
 pub fn drill_ref(plan: &DrillPlan) -> DrillRef {
-    DrillRef { name: plan.name.clone(), kind: plan.kind().to_string(), spec_sha256: plan.spec_sha256.clone() }
+    DrillRef {
+        name: plan.name.clone(),
+        kind: plan.kind().to_string(),
+        spec_sha256: plan.spec_sha256.clone(),
+    }
 }
 
 impl Runner {
     /// Runs `plan` with its registered drill.
     pub async fn run(&self, plan: &DrillPlan, scenario: Option<&ScenarioRef>) -> RunResult {
-        self.run_with(plan, plan.params.instantiate(), scenario).await
+        self.run_with(plan, plan.params.instantiate(), scenario)
+            .await
     }
 
     /// Runs `plan` with the given drill implementation.
-    pub async fn run_with(&self, plan: &DrillPlan, mut drill: Box<dyn Drill>, scenario: Option<&ScenarioRef>) -> RunResult {
+    pub async fn run_with(
+        &self,
+        plan: &DrillPlan,
+        mut drill: Box<dyn Drill>,
+        scenario: Option<&ScenarioRef>,
+    ) -> RunResult {
         let run_id = new_run_id();
-        let span = tracing::info_span!("run", drill = %plan.name, kind = plan.kind(), run_id = %run_id);
+        let span =
+            tracing::info_span!("run", drill = %plan.name, kind = plan.kind(), run_id = %run_id);
         async move {
-            let ctx = RunContext::new(run_id.clone(), self.clock, self.data_dir.clone(), self.progress.clone());
+            let ctx = RunContext::new(
+                run_id.clone(),
+                self.clock,
+                self.data_dir.clone(),
+                self.progress.clone(),
+            );
             self.progress.run_started(&plan.name, &run_id);
-            let mut run = Run { runner: self, timeline: Timeline::new(self.clock.now()), marker: None, claim: None };
+            let mut run = Run {
+                runner: self,
+                timeline: Timeline::new(self.clock.now()),
+                marker: None,
+                claim: None,
+            };
             let ending = run.drive(plan, drill.as_mut(), &ctx, scenario).await;
-            // Dropping the drill releases what it holds (child processes are killed on drop);
-            // cleanup then works from the claim alone, as the janitor would.
-            drop(drill);
-            let cleanup = run.cleanup(plan, &ctx).await;
+            let cleanup = run.cleanup(plan, drill.as_mut(), &ctx).await;
             run.timeline.ended = Some(self.clock.now());
-            let outcome = outcome(plan, &ctx, run.timeline, ending, cleanup, self.trigger.clone(), scenario.cloned());
-            self.progress.run_finished(&plan.name, outcome.verdict, &outcome.reason);
-            let recorded = self.ledger.append(&Entry::Outcome(Box::new(outcome.clone()))).await.map_err(|e| e.to_string());
+            let outcome = outcome(
+                plan,
+                &ctx,
+                run.timeline,
+                ending,
+                cleanup,
+                self.trigger.clone(),
+                scenario.cloned(),
+            );
+            self.progress
+                .run_finished(&plan.name, outcome.verdict, &outcome.reason);
+            let recorded = self
+                .ledger
+                .append(&Entry::Outcome(Box::new(outcome.clone())))
+                .await
+                .map_err(|e| e.to_string());
             match &recorded {
                 Ok(_) => {
                     if let Some(m) = run.marker {
@@ -302,18 +388,30 @@ pub fn outcome(
         checks,
         details: reported.details,
         warnings,
-        errors: if decision.verdict == Verdict::Passed { Vec::new() } else { decision.reasons },
+        errors: if decision.verdict == Verdict::Passed {
+            Vec::new()
+        } else {
+            decision.reasons
+        },
         cleanup,
         log: reported.log.into_iter().collect(),
     }
 }
 
-fn summary(rto: Option<std::time::Duration>, rpo: Option<std::time::Duration>, targets: &[measure::TargetResult]) -> String {
+fn summary(
+    rto: Option<std::time::Duration>,
+    rpo: Option<std::time::Duration>,
+    targets: &[measure::TargetResult],
+) -> String {
     let mut parts = vec!["recovered and verified".to_string()];
     for (name, value) in [("rto", rto), ("rpo", rpo)] {
         match (value, targets.iter().find(|t| t.figure == name)) {
             (_, Some(t)) => parts.push(t.explain()),
-            (Some(v), None) => parts.push(format!("{} {} (no target)", name.to_uppercase(), measure::human(v))),
+            (Some(v), None) => parts.push(format!(
+                "{} {} (no target)",
+                name.to_uppercase(),
+                measure::human(v)
+            )),
             (None, None) => {}
         }
     }
@@ -322,5 +420,10 @@ fn summary(rto: Option<std::time::Duration>, rpo: Option<std::time::Duration>, t
 
 /// Builds the marker-less context the janitor uses to clean up after a dead run.
 pub fn janitor_context(runner: &Runner, run_id: &str) -> RunContext {
-    RunContext::new(run_id.to_string(), runner.clock, runner.data_dir.clone(), runner.progress.clone())
+    RunContext::new(
+        run_id.to_string(),
+        runner.clock,
+        runner.data_dir.clone(),
+        runner.progress.clone(),
+    )
 }

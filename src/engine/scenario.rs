@@ -1,10 +1,11 @@
 //! Running a scenario: its drills in order, then its own verdict and record.
 
 use super::runner::{RunResult, Runner, TOOL_VERSION, new_run_id};
+use crate::engine::Drill;
 use crate::ledger::Appended;
 use crate::ledger::record::{Entry, ScenarioOutcome, ScenarioRef, StepResult};
 use crate::measure;
-use crate::plan::{OnFailure, ScenarioPlan};
+use crate::plan::{DrillPlan, OnFailure, ScenarioPlan};
 
 /// A finished scenario, its drill runs, and where its record went.
 #[derive(Debug, Clone)]
@@ -14,10 +15,23 @@ pub struct ScenarioResult {
     pub recorded: Result<Appended, String>,
 }
 
+/// Runs the scenario with each step's registered drill.
 pub async fn run(runner: &Runner, plan: &ScenarioPlan) -> ScenarioResult {
+    run_with(runner, plan, &|drill| drill.params.instantiate()).await
+}
+
+/// Runs the scenario with drills made by `make`.
+pub async fn run_with(
+    runner: &Runner,
+    plan: &ScenarioPlan,
+    make: &dyn Fn(&DrillPlan) -> Box<dyn Drill>,
+) -> ScenarioResult {
     let run_id = new_run_id();
     let started = runner.clock.now();
-    let scenario = ScenarioRef { name: plan.name.clone(), run_id: run_id.clone() };
+    let scenario = ScenarioRef {
+        name: plan.name.clone(),
+        run_id: run_id.clone(),
+    };
     let mut steps = Vec::new();
     let mut runs = Vec::new();
     let mut stop = false;
@@ -31,7 +45,9 @@ pub async fn run(runner: &Runner, plan: &ScenarioPlan) -> ScenarioResult {
             rpo_ms: None,
         };
         if !stop && !runner.abort.is_triggered() {
-            let run = runner.run(&step.drill, Some(&scenario)).await;
+            let run = runner
+                .run_with(&step.drill, make(&step.drill), Some(&scenario))
+                .await;
             let o = &run.outcome;
             result.run_id = Some(o.run_id.clone());
             result.verdict = Some(o.verdict);
@@ -43,7 +59,10 @@ pub async fn run(runner: &Runner, plan: &ScenarioPlan) -> ScenarioResult {
         steps.push(result);
     }
     let decision = measure::scenario_verdict(
-        &steps.iter().map(|s| (s.drill.as_str(), s.required, s.verdict)).collect::<Vec<_>>(),
+        &steps
+            .iter()
+            .map(|s| (s.drill.as_str(), s.required, s.verdict))
+            .collect::<Vec<_>>(),
         plan.min_passed,
     );
     let outcome = ScenarioOutcome {
@@ -56,9 +75,21 @@ pub async fn run(runner: &Runner, plan: &ScenarioPlan) -> ScenarioResult {
         started,
         ended: runner.clock.now(),
         verdict: decision.verdict,
-        reason: decision.reasons.first().cloned().unwrap_or_else(|| format!("all {} steps passed", steps.len())),
+        reason: decision
+            .reasons
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("all {} steps passed", steps.len())),
         steps,
     };
-    let recorded = runner.ledger.append(&Entry::Scenario(Box::new(outcome.clone()))).await.map_err(|e| e.to_string());
-    ScenarioResult { outcome, runs, recorded }
+    let recorded = runner
+        .ledger
+        .append(&Entry::Scenario(Box::new(outcome.clone())))
+        .await
+        .map_err(|e| e.to_string());
+    ScenarioResult {
+        outcome,
+        runs,
+        recorded,
+    }
 }

@@ -25,7 +25,11 @@ pub struct Member {
 /// Two free loopback ports (client, peer). Another process may take one before etcd binds it;
 /// the member then fails to start and says so in its log.
 pub fn free_ports() -> Result<(u16, u16), EtcdError> {
-    let bind = || TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
+    let bind = || {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+    };
     let a = bind().map_err(|e| EtcdError::Io(format!("no free loopback port: {e}")))?;
     let mut b = bind().map_err(|e| EtcdError::Io(format!("no free loopback port: {e}")))?;
     while b == a {
@@ -36,7 +40,14 @@ pub fn free_ports() -> Result<(u16, u16), EtcdError> {
 
 impl Member {
     /// Starts `etcd` on a restored `data_dir` as the one-member cluster `name` at `peer_url`.
-    pub fn start(tools: &Tools, data_dir: &Path, name: &str, client_port: u16, peer_url: &str, log_file: &Path) -> Result<Self, EtcdError> {
+    pub fn start(
+        tools: &Tools,
+        data_dir: &Path,
+        name: &str,
+        client_port: u16,
+        peer_url: &str,
+        log_file: &Path,
+    ) -> Result<Self, EtcdError> {
         let client_url = format!("http://127.0.0.1:{client_port}");
         let mut cmd = Command::new(&tools.etcd);
         cmd.arg(format!("--name={name}"))
@@ -50,10 +61,11 @@ impl Member {
             .arg(format!("--log-outputs={}", log_file.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        // If firedrill itself is killed, the kernel kills the member too. The janitor's cleanup
-        // remains the guarantee: this only shortens how long an orphan could live.
+            .stderr(Stdio::null());
+        // Dropping the handle leaves the member running: cleanup stops it by its data dir, the
+        // same way the janitor does after a crash. If firedrill itself is killed, the kernel
+        // kills the member (the janitor's cleanup remains the guarantee; this only keeps an
+        // orphan from outliving us).
         // SAFETY: prctl is async-signal-safe and touches only the child being set up.
         unsafe {
             cmd.pre_exec(|| {
@@ -61,7 +73,9 @@ impl Member {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| EtcdError::Io(format!("cannot start {}: {e}", tools.etcd.display())))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| EtcdError::Io(format!("cannot start {}: {e}", tools.etcd.display())))?;
         Ok(Self {
             child,
             name: name.to_string(),
@@ -73,7 +87,10 @@ impl Member {
     }
 
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint { url: self.client_url.clone(), tls: None }
+        Endpoint {
+            url: self.client_url.clone(),
+            tls: None,
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -83,7 +100,10 @@ impl Member {
     /// `Some(why)` when the process has exited.
     pub fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
-            Ok(Some(status)) => Some(format!("etcd exited ({status}); last log lines: {}", log_tail(&self.log_file))),
+            Ok(Some(status)) => Some(format!(
+                "etcd exited ({status}); last log lines: {}",
+                log_tail(&self.log_file)
+            )),
             Ok(None) => None,
             Err(e) => Some(e.to_string()),
         }
@@ -100,13 +120,22 @@ pub fn log_tail(path: &Path) -> String {
 
 /// The etcd processes on this host whose `--data-dir` is `data_dir`.
 pub fn processes_using(data_dir: &Path) -> Vec<u32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let want = data_dir.as_os_str().to_string_lossy().to_string();
     rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-            let args: Vec<String> = raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-            let is_etcd = args.first().is_some_and(|a| Path::new(a).file_name().is_some_and(|n| n == "etcd"));
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let is_etcd = args
+                .first()
+                .is_some_and(|a| Path::new(a).file_name().is_some_and(|n| n == "etcd"));
             is_etcd
                 && args.iter().enumerate().any(|(i, a)| {
                     a.strip_prefix("--data-dir=").is_some_and(|d| d == want)
@@ -140,7 +169,11 @@ pub async fn stop_all(data_dir: &Path, grace: Duration) -> Vec<u32> {
 /// Running, and not a zombie waiting to be reaped.
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) != Some("Z"),
+        Ok(stat) => {
+            stat.rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next())
+                != Some("Z")
+        }
         Err(_) => false,
     }
 }

@@ -15,7 +15,9 @@ pub mod tools;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EtcdError {
     /// A tool is not installed where it was looked for.
-    #[error("{tool} not found ({looked}): install Debian's etcd-server and etcd-client, or set its path in etcdRestore.tools")]
+    #[error(
+        "{tool} not found ({looked}): install Debian's etcd-server and etcd-client, or set its path in etcdRestore.tools"
+    )]
     ToolMissing { tool: String, looked: String },
     /// A tool ran and failed.
     #[error("`{command}` failed: {message}")]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
-use super::raw::{self, DurationText, EnvText, API_VERSION};
+use super::raw::{self, API_VERSION, DurationText, EnvText};
 use super::{Loc, SpecError};
 use crate::drills::{self, DrillParams};
 use crate::measure::{Phase, Targets};
@@ -20,7 +20,10 @@ pub struct Validator {
 
 impl Validator {
     pub fn new(file: &Path) -> Self {
-        Self { file: file.to_path_buf(), errors: Vec::new() }
+        Self {
+            file: file.to_path_buf(),
+            errors: Vec::new(),
+        }
     }
 
     pub fn file(&self) -> &Path {
@@ -37,14 +40,22 @@ impl Validator {
 
     /// Records an error at `(line, column)`.
     pub fn error(&mut self, at: (u32, u32), message: impl Into<String>) {
-        self.errors.push(SpecError { file: self.file.clone(), line: at.0, column: at.1, message: message.into() });
+        self.errors.push(SpecError {
+            file: self.file.clone(),
+            line: at.0,
+            column: at.1,
+            message: message.into(),
+        });
     }
 
     /// A positive human duration.
     pub fn duration(&mut self, text: &Loc<DurationText>, what: &str) -> Option<Duration> {
         match humantime::parse_duration(text.value.0.trim()) {
             Ok(d) if d.is_zero() => {
-                self.error(text.at(), format!("{what} must be longer than zero, e.g. `90s`, `15m` or `24h`"));
+                self.error(
+                    text.at(),
+                    format!("{what} must be longer than zero, e.g. `90s`, `15m` or `24h`"),
+                );
                 None
             }
             Ok(d) => Some(d),
@@ -96,11 +107,20 @@ fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
             None => (inner, None),
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("`${{{inner}}}` does not name an environment variable: write `${{NAME}}` or `${{NAME:-default}}`"));
+            return Err(format!(
+                "`${{{inner}}}` does not name an environment variable: write `${{NAME}}` or `${{NAME:-default}}`"
+            ));
         }
-        match lookup(name).filter(|v| !v.is_empty()).or_else(|| default.map(str::to_string)) {
+        match lookup(name)
+            .filter(|v| !v.is_empty())
+            .or_else(|| default.map(str::to_string))
+        {
             Some(v) => out.push_str(&v),
-            None => return Err(format!("environment variable `{name}` is not set: set it, or give a default as `${{{name}:-value}}`")),
+            None => {
+                return Err(format!(
+                    "environment variable `{name}` is not set: set it, or give a default as `${{{name}:-value}}`"
+                ));
+            }
         }
         rest = &after[end + 1..];
     }
@@ -110,12 +130,19 @@ fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
 
 fn header(v: &mut Validator, api_version: &Loc<String>, name: &Loc<String>) -> Option<String> {
     if api_version.value != API_VERSION {
-        v.error(api_version.at(), format!("unsupported apiVersion `{}`: expected `{API_VERSION}`", api_version.value));
+        v.error(
+            api_version.at(),
+            format!(
+                "unsupported apiVersion `{}`: expected `{API_VERSION}`",
+                api_version.value
+            ),
+        );
     }
     let n = &name.value;
     let valid = !n.is_empty()
         && n.len() <= 63
-        && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !n.starts_with('-')
         && !n.ends_with('-');
     if valid {
@@ -132,7 +159,9 @@ pub fn drill(v: &mut Validator, spec_sha256: String, raw: raw::DrillFile) -> Opt
     let targets = targets(v, raw.targets.as_ref());
     let schedule = raw.schedule.as_ref().and_then(|s| schedule(v, s));
     let params = drills::validate(v, &raw);
-    let timeouts = params.as_ref().map(|p| timeouts(v, p, raw.timeouts.as_ref()));
+    let timeouts = params
+        .as_ref()
+        .map(|p| timeouts(v, p, raw.timeouts.as_ref()));
     if !v.is_clean() {
         return None;
     }
@@ -150,7 +179,9 @@ pub fn drill(v: &mut Validator, spec_sha256: String, raw: raw::DrillFile) -> Opt
 }
 
 fn targets(v: &mut Validator, spec: Option<&raw::TargetsSpec>) -> Targets {
-    let Some(spec) = spec else { return Targets::default() };
+    let Some(spec) = spec else {
+        return Targets::default();
+    };
     Targets {
         rto_ms: spec.rto.as_ref().and_then(|d| v.duration(d, "targets.rto")),
         rpo_ms: spec.rpo.as_ref().and_then(|d| v.duration(d, "targets.rpo")),
@@ -169,7 +200,10 @@ fn timeouts(v: &mut Validator, params: &DrillParams, spec: Option<&raw::Timeouts
         (Phase::Cleanup, &spec.cleanup),
     ];
     for (phase, text) in given {
-        if let Some(d) = text.as_ref().and_then(|text| v.duration(text, &format!("timeouts.{phase}"))) {
+        if let Some(d) = text
+            .as_ref()
+            .and_then(|text| v.duration(text, &format!("timeouts.{phase}")))
+        {
             t.set(phase, d);
         }
     }
@@ -190,7 +224,11 @@ fn day_of_week_field(expr: &str) -> Option<&str> {
 pub fn schedule(v: &mut Validator, spec: &Loc<raw::ScheduleSpec>) -> Option<Schedule> {
     let s = &spec.value;
     let expr = s.cron.value.trim();
-    let with_seconds = if expr.split_whitespace().count() == 5 { format!("0 {expr}") } else { expr.to_string() };
+    let with_seconds = if expr.split_whitespace().count() == 5 {
+        format!("0 {expr}")
+    } else {
+        expr.to_string()
+    };
     let mut parsed = None;
     if day_of_week_field(expr).is_some_and(|f| f.chars().any(|c| c.is_ascii_digit())) {
         v.error(
@@ -203,7 +241,11 @@ pub fn schedule(v: &mut Validator, spec: &Loc<raw::ScheduleSpec>) -> Option<Sche
             Err(e) => {
                 // The cron crate's message may draw a caret under the input over several lines.
                 let why = e.to_string();
-                let why = if why.contains('\n') { String::new() } else { format!(" ({why})") };
+                let why = if why.contains('\n') {
+                    String::new()
+                } else {
+                    format!(" ({why})")
+                };
                 v.error(
                     s.cron.at(),
                     format!(
@@ -238,8 +280,14 @@ pub fn schedule(v: &mut Validator, spec: &Loc<raw::ScheduleSpec>) -> Option<Sche
         window: window.flatten(),
         missed_runs: s.missed_runs.unwrap_or(raw::MissedRuns::Skip),
     };
-    if schedule.upcoming(crate::clock::Timestamp::from_millis(0), 1).is_empty() {
-        v.error(s.cron.at(), format!("`{expr}` never fires (a date that does not exist?)"));
+    if schedule
+        .upcoming(crate::clock::Timestamp::from_millis(0), 1)
+        .is_empty()
+    {
+        v.error(
+            s.cron.at(),
+            format!("`{expr}` never fires (a date that does not exist?)"),
+        );
         return None;
     }
     Some(schedule)
@@ -255,20 +303,36 @@ pub fn scenario(
     let name = header(v, &raw.api_version, &raw.name);
     let schedule = raw.schedule.as_ref().and_then(|s| schedule(v, s));
     if raw.steps.value.is_empty() {
-        v.error(raw.steps.at(), "a scenario needs at least one step: `- drill: <drill name or file>`");
+        v.error(
+            raw.steps.at(),
+            "a scenario needs at least one step: `- drill: <drill name or file>`",
+        );
     }
     let mut steps = Vec::new();
     for step in &raw.steps.value {
         let file = v.file().to_path_buf();
-        match resolve(Path::new(step.drill.value.trim()), (&file, step.drill.line, step.drill.column)) {
-            Ok(drill) => steps.push(Step { drill, required: step.required.unwrap_or(true) }),
+        match resolve(
+            Path::new(step.drill.value.trim()),
+            (&file, step.drill.line, step.drill.column),
+        ) {
+            Ok(drill) => steps.push(Step {
+                drill,
+                required: step.required.unwrap_or(true),
+            }),
             Err(errors) => v.errors.extend(errors),
         }
     }
     let min_passed = raw.pass.as_ref().and_then(|p| p.min_passed.as_ref());
     if let Some(m) = min_passed {
         if m.value as usize > raw.steps.value.len() {
-            v.error(m.at(), format!("pass.minPassed is {}, but the scenario has only {} steps", m.value, raw.steps.value.len()));
+            v.error(
+                m.at(),
+                format!(
+                    "pass.minPassed is {}, but the scenario has only {} steps",
+                    m.value,
+                    raw.steps.value.len()
+                ),
+            );
         }
     }
     if !v.is_clean() {
@@ -310,9 +374,21 @@ mod tests {
 
     #[test]
     fn env_expansion_says_what_to_write_when_it_cannot() {
-        assert!(expand_env("${NOPE}", env).unwrap_err().contains("`NOPE` is not set"));
-        assert!(expand_env("${HOME", env).unwrap_err().contains("without a closing"));
-        assert!(expand_env("${a b}", env).unwrap_err().contains("does not name"));
+        assert!(
+            expand_env("${NOPE}", env)
+                .unwrap_err()
+                .contains("`NOPE` is not set")
+        );
+        assert!(
+            expand_env("${HOME", env)
+                .unwrap_err()
+                .contains("without a closing")
+        );
+        assert!(
+            expand_env("${a b}", env)
+                .unwrap_err()
+                .contains("does not name")
+        );
     }
 
     #[test]

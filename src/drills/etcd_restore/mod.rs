@@ -79,7 +79,8 @@ pub struct EtcdRestore {
     claim: Option<EtcdClaim>,
     found: Option<snapshots::Found>,
     snapshot: Snapshot,
-    member: Option<Member>,
+    /// The scratch member and a client for it.
+    member: Option<(Member, Gateway)>,
 }
 
 fn err(e: EtcdError) -> DrillError {
@@ -88,15 +89,26 @@ fn err(e: EtcdError) -> DrillError {
 
 impl EtcdRestore {
     pub fn new(params: Params) -> Self {
-        Self { params, tools: None, claim: None, found: None, snapshot: Snapshot::default(), member: None }
+        Self {
+            params,
+            tools: None,
+            claim: None,
+            found: None,
+            snapshot: Snapshot::default(),
+            member: None,
+        }
     }
 
     fn tools(&self) -> Result<&Tools, DrillError> {
-        self.tools.as_ref().ok_or_else(|| DrillError::Error("preflight did not run".into()))
+        self.tools
+            .as_ref()
+            .ok_or_else(|| DrillError::Error("preflight did not run".into()))
     }
 
     fn claimed(&self) -> Result<&EtcdClaim, DrillError> {
-        self.claim.as_ref().ok_or_else(|| DrillError::Error("nothing was claimed".into()))
+        self.claim
+            .as_ref()
+            .ok_or_else(|| DrillError::Error("nothing was claimed".into()))
     }
 
     fn store_location(url: &str) -> Result<store::Location, DrillError> {
@@ -105,15 +117,32 @@ impl EtcdRestore {
 
     /// fromEndpoint: take the snapshot, count the source's live keys at its revision.
     async fn take_snapshot(&mut self, ctx: &RunContext) -> Result<(), DrillError> {
-        let Source::Endpoint(endpoint) = &self.params.source else { return Ok(()) };
+        let Source::Endpoint(endpoint) = &self.params.source else {
+            return Ok(());
+        };
         let file = self.claimed()?.snapshot_file();
         ctx.waiting_for(&format!("etcdctl snapshot save from {}", endpoint.url));
         let started = ctx.now();
-        self.tools()?.snapshot_save(endpoint, &file).await.map_err(err)?;
+        self.tools()?
+            .snapshot_save(endpoint, &file)
+            .await
+            .map_err(err)?;
         ctx.mark("snapshot-saved");
-        let status = self.tools()?.snapshot_status(&file).await.map_err(|e| DrillError::Failed(e.to_string()))?;
-        let (keys, _) = Gateway::new(endpoint).map_err(err)?.count(None, Some(status.revision)).await.map_err(err)?;
-        self.snapshot = Snapshot { status: Some(status), keys: Some(keys), sha256: None };
+        let status = self
+            .tools()?
+            .snapshot_status(&file)
+            .await
+            .map_err(|e| DrillError::Failed(e.to_string()))?;
+        let (keys, _) = Gateway::new(endpoint)
+            .map_err(err)?
+            .count(None, Some(status.revision))
+            .await
+            .map_err(err)?;
+        self.snapshot = Snapshot {
+            status: Some(status),
+            keys: Some(keys),
+            sha256: None,
+        };
         ctx.recovery_point(RecoveryPoint {
             at: started,
             method: RpoMethod::SnapshotMetadata,
@@ -124,11 +153,15 @@ impl EtcdRestore {
 
     /// fromStore: fetch the newest snapshot and adopt its metadata.
     async fn fetch_snapshot(&mut self, ctx: &RunContext) -> Result<(), DrillError> {
-        let (Source::Store { url, .. }, Some(found)) = (&self.params.source, &self.found) else { return Ok(()) };
+        let (Source::Store { url, .. }, Some(found)) = (&self.params.source, &self.found) else {
+            return Ok(());
+        };
         let loc = Self::store_location(url)?;
         let file = self.claimed()?.snapshot_file();
         ctx.waiting_for(&format!("download of {}", found.key));
-        let bytes = snapshots::download(&loc, &found.key, &file).await.map_err(|e| DrillError::Error(e.to_string()))?;
+        let bytes = snapshots::download(&loc, &found.key, &file)
+            .await
+            .map_err(|e| DrillError::Error(e.to_string()))?;
         ctx.mark("snapshot-fetched");
         ctx.detail("snapshotDownloadedBytes", bytes);
         match &found.meta {
@@ -176,7 +209,11 @@ impl EtcdRestore {
             .tools()?
             .snapshot_status(&self.claimed()?.snapshot_file())
             .await
-            .map_err(|e| DrillError::Failed(format!("the snapshot does not pass etcd's integrity check: {e}")))?;
+            .map_err(|e| {
+                DrillError::Failed(format!(
+                    "the snapshot does not pass etcd's integrity check: {e}"
+                ))
+            })?;
         if let Some(meta) = self.found.as_ref().and_then(|f| f.meta.as_ref()) {
             if meta.revision != status.revision {
                 return Err(DrillError::Failed(format!(
@@ -185,15 +222,18 @@ impl EtcdRestore {
                 )));
             }
         }
-        ctx.detail("snapshot", serde_json::json!({
-            "sizeBytes": checked.size_bytes,
-            "sha256": checked.file_sha256,
-            "hashVerified": checked.hash_verified,
-            "revision": status.revision,
-            "totalKey": status.total_key,
-            "totalSize": status.total_size,
-            "bboltHash": status.hash,
-        }));
+        ctx.detail(
+            "snapshot",
+            serde_json::json!({
+                "sizeBytes": checked.size_bytes,
+                "sha256": checked.file_sha256,
+                "hashVerified": checked.hash_verified,
+                "revision": status.revision,
+                "totalKey": status.total_key,
+                "totalSize": status.total_size,
+                "bboltHash": status.hash,
+            }),
+        );
         self.snapshot.status = Some(status);
         ctx.mark("snapshot-checked");
         Ok(())
@@ -202,10 +242,19 @@ impl EtcdRestore {
 
 #[async_trait]
 impl Drill for EtcdRestore {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
     fn planned_changes(&self) -> Vec<String> {
         let source = match &self.params.source {
-            Source::Endpoint(e) => format!("take a snapshot of {} (read-only for the source member)", e.url),
-            Source::Store { url, pattern } => format!("download the newest snapshot matching `{pattern}` from {url} (read-only)"),
+            Source::Endpoint(e) => format!(
+                "take a snapshot of {} (read-only for the source member)",
+                e.url
+            ),
+            Source::Store { url, pattern } => {
+                format!("download the newest snapshot matching `{pattern}` from {url} (read-only)")
+            }
         };
         vec![
             source,
@@ -222,21 +271,38 @@ impl Drill for EtcdRestore {
         match &self.params.source {
             Source::Endpoint(endpoint) => {
                 ctx.target("etcdEndpoint", &endpoint.url);
-                for file in endpoint.tls.iter().flat_map(|t| [&t.ca_file, &t.cert_file, &t.key_file]).flatten() {
-                    std::fs::File::open(file).map_err(|e| DrillError::Error(format!("cannot read {}: {e}", file.display())))?;
+                for file in endpoint
+                    .tls
+                    .iter()
+                    .flat_map(|t| [&t.ca_file, &t.cert_file, &t.key_file])
+                    .flatten()
+                {
+                    std::fs::File::open(file).map_err(|e| {
+                        DrillError::Error(format!("cannot read {}: {e}", file.display()))
+                    })?;
                 }
                 let gw = Gateway::new(endpoint).map_err(err)?;
-                gw.count(None, None).await.map_err(|e| DrillError::Error(format!("the source member does not answer: {e}")))?;
+                gw.count(None, None).await.map_err(|e| {
+                    DrillError::Error(format!("the source member does not answer: {e}"))
+                })?;
             }
             Source::Store { url, pattern } => {
                 ctx.target("snapshotStore", url);
                 let loc = Self::store_location(url)?;
-                let glob = glob::Pattern::new(pattern).map_err(|e| DrillError::Error(e.to_string()))?;
-                let found = snapshots::newest(&loc, &glob).await.map_err(|e| DrillError::Error(e.to_string()))?;
+                let glob =
+                    glob::Pattern::new(pattern).map_err(|e| DrillError::Error(e.to_string()))?;
+                let found = snapshots::newest(&loc, &glob)
+                    .await
+                    .map_err(|e| DrillError::Error(e.to_string()))?;
                 let Some(found) = found else {
-                    return Err(DrillError::Failed(format!("no snapshot matching `{pattern}` in {url}: there is nothing to restore")));
+                    return Err(DrillError::Failed(format!(
+                        "no snapshot matching `{pattern}` in {url}: there is nothing to restore"
+                    )));
                 };
-                ctx.log(format!("newest snapshot: {} ({} bytes, written {})", found.key, found.object.size, found.object.last_modified));
+                ctx.log(format!(
+                    "newest snapshot: {} ({} bytes, written {})",
+                    found.key, found.object.size, found.object.last_modified
+                ));
                 ctx.target("snapshot", found.key.to_string());
                 self.found = Some(found);
             }
@@ -247,7 +313,10 @@ impl Drill for EtcdRestore {
     fn claim(&mut self, ctx: &RunContext) -> Result<Claim, DrillError> {
         let claim = EtcdClaim {
             scratch_dir: ctx.data_dir.join("scratch").join(&ctx.run_id),
-            member_name: format!("firedrill-{}", &ctx.run_id[ctx.run_id.len().saturating_sub(12)..]),
+            member_name: format!(
+                "firedrill-{}",
+                &ctx.run_id[ctx.run_id.len().saturating_sub(12)..]
+            ),
         };
         self.claim = Some(claim.clone());
         serde_json::to_value(claim).map_err(|e| DrillError::Error(e.to_string()))
@@ -255,8 +324,10 @@ impl Drill for EtcdRestore {
 
     async fn setup(&mut self, ctx: &RunContext) -> Result<(), DrillError> {
         let dir = self.claimed()?.scratch_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| DrillError::Error(format!("cannot create {}: {e}", dir.display())))?;
-        std::fs::write(dir.join(OWNER_FILE), &ctx.run_id).map_err(|e| DrillError::Error(e.to_string()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| DrillError::Error(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::write(dir.join(OWNER_FILE), &ctx.run_id)
+            .map_err(|e| DrillError::Error(e.to_string()))?;
         self.take_snapshot(ctx).await
     }
 
@@ -269,21 +340,44 @@ impl Drill for EtcdRestore {
         ctx.waiting_for("snapshot restore");
         let skip_hash = self.params.allow_missing_hash;
         self.tools()?
-            .snapshot_restore(&claim.snapshot_file(), &claim.member_dir(), &claim.member_name, &peer_url, &ctx.run_id, skip_hash)
+            .snapshot_restore(
+                &claim.snapshot_file(),
+                &claim.member_dir(),
+                &claim.member_name,
+                &peer_url,
+                &ctx.run_id,
+                skip_hash,
+            )
             .await
             .map_err(|e| DrillError::Failed(format!("the snapshot does not restore: {e}")))?;
         ctx.mark("restored");
-        let m = Member::start(self.tools()?, &claim.member_dir(), &claim.member_name, client_port, &peer_url, &claim.log_file())
-            .map_err(err)?;
-        ctx.detail("member", serde_json::json!({"clientUrl": m.client_url, "pid": m.pid()}));
-        self.member = Some(m);
+        let m = Member::start(
+            self.tools()?,
+            &claim.member_dir(),
+            &claim.member_name,
+            client_port,
+            &peer_url,
+            &claim.log_file(),
+        )
+        .map_err(err)?;
+        ctx.detail(
+            "member",
+            serde_json::json!({"clientUrl": m.client_url, "pid": m.pid()}),
+        );
+        let gw = Gateway::new(&m.endpoint()).map_err(err)?;
+        self.member = Some((m, gw));
         Ok(())
     }
 
     async fn wait(&mut self, ctx: &RunContext) -> Result<(), DrillError> {
-        let member = self.member.as_mut().ok_or_else(|| DrillError::Error("no member was started".into()))?;
-        let gw = Gateway::new(&member.endpoint()).map_err(err)?;
-        ctx.waiting_for(&format!("the scratch member at {} to serve", member.client_url));
+        let (member, gw) = self
+            .member
+            .as_mut()
+            .ok_or_else(|| DrillError::Error("no member was started".into()))?;
+        ctx.waiting_for(&format!(
+            "the scratch member at {} to serve",
+            member.client_url
+        ));
         // A process start cannot be watched: poll its health endpoint every 10 ms, which bounds
         // the detection lag added to the RTO.
         loop {
@@ -292,37 +386,68 @@ impl Drill for EtcdRestore {
                 return Ok(());
             }
             if let Some(why) = member.exited() {
-                return Err(DrillError::Failed(format!("the restored member did not start: {why}")));
+                return Err(DrillError::Failed(format!(
+                    "the restored member did not start: {why}"
+                )));
             }
             ctx.clock.sleep(Duration::from_millis(10)).await;
         }
     }
 
     async fn verify(&mut self, ctx: &RunContext) -> Result<Vec<Check>, DrillError> {
-        let member = self.member.as_ref().ok_or_else(|| DrillError::Error("no member was started".into()))?;
-        let gw = Gateway::new(&member.endpoint()).map_err(err)?;
-        let failed = |e: EtcdError| DrillError::Failed(format!("the restored member stopped answering: {e}"));
+        let (_, gw) = self
+            .member
+            .as_ref()
+            .ok_or_else(|| DrillError::Error("no member was started".into()))?;
+        let failed = |e: EtcdError| {
+            DrillError::Failed(format!("the restored member stopped answering: {e}"))
+        };
         let mut checks = Vec::new();
         let (live, revision) = gw.count(None, None).await.map_err(failed)?;
-        let status = self.snapshot.status.ok_or_else(|| DrillError::Error("the snapshot was not inspected".into()))?;
-        checks.push(Check::equal("revision equals the snapshot's", status.revision, revision));
+        let status = self
+            .snapshot
+            .status
+            .ok_or_else(|| DrillError::Error("the snapshot was not inspected".into()))?;
+        checks.push(Check::equal(
+            "revision equals the snapshot's",
+            status.revision,
+            revision,
+        ));
         match self.snapshot.keys {
-            Some(expected) => checks.push(Check::equal("live keys equal the source's at that revision", expected, live)),
+            Some(expected) => checks.push(Check::equal(
+                "live keys equal the source's at that revision",
+                expected,
+                live,
+            )),
             None => {
                 checks.push(Check::new("live keys present", live > 0).saw("> 0", live));
-                ctx.warn("the source's key count is unknown, so only the presence of keys was checked");
+                ctx.warn(
+                    "the source's key count is unknown, so only the presence of keys was checked",
+                );
             }
         }
-        ctx.detail("restored", serde_json::json!({"revision": revision, "liveKeys": live}));
+        ctx.detail(
+            "restored",
+            serde_json::json!({"revision": revision, "liveKeys": live}),
+        );
         for key in &self.params.expect_keys {
             let found = gw.get(key.as_bytes()).await.map_err(failed)?.is_some();
-            checks.push(Check::new(format!("key {key} exists"), found).saw("present", if found { "present" } else { "absent" }));
+            checks.push(
+                Check::new(format!("key {key} exists"), found)
+                    .saw("present", if found { "present" } else { "absent" }),
+            );
         }
         for pc in &self.params.prefix_counts {
-            let (n, _) = gw.count(Some(pc.prefix.as_bytes()), None).await.map_err(failed)?;
+            let (n, _) = gw
+                .count(Some(pc.prefix.as_bytes()), None)
+                .await
+                .map_err(failed)?;
             let n = u64::try_from(n).unwrap_or(0);
             if let Some(min) = pc.min {
-                checks.push(Check::new(format!("at least {min} keys under {}", pc.prefix), n >= min).saw(format!(">= {min}"), n));
+                checks.push(
+                    Check::new(format!("at least {min} keys under {}", pc.prefix), n >= min)
+                        .saw(format!(">= {min}"), n),
+                );
             }
             if let Some(eq) = pc.equals {
                 checks.push(Check::equal(format!("keys under {}", pc.prefix), eq, n));
@@ -330,14 +455,31 @@ impl Drill for EtcdRestore {
         }
         if let Some(key) = &self.params.canary_key {
             let value = gw.get(key.as_bytes()).await.map_err(failed)?;
-            let text = value.as_deref().map(String::from_utf8_lossy).unwrap_or_default().to_string();
+            let text = value
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+                .to_string();
             match Timestamp::parse_lenient(&text) {
                 Some(at) => {
-                    checks.push(Check::new(format!("canary {key} holds a timestamp"), true).saw("a timestamp", at));
-                    ctx.recovery_point(RecoveryPoint { at, method: RpoMethod::Canary, source: format!("etcd key {key}") });
+                    checks.push(
+                        Check::new(format!("canary {key} holds a timestamp"), true)
+                            .saw("a timestamp", at),
+                    );
+                    ctx.recovery_point(RecoveryPoint {
+                        at,
+                        method: RpoMethod::Canary,
+                        source: format!("etcd key {key}"),
+                    });
                 }
-                None if value.is_none() => checks.push(Check::new(format!("canary {key} exists"), false).saw("a timestamp", "no such key")),
-                None => checks.push(Check::new(format!("canary {key} holds a timestamp"), false).saw("a timestamp", format!("{text:?}"))),
+                None if value.is_none() => checks.push(
+                    Check::new(format!("canary {key} exists"), false)
+                        .saw("a timestamp", "no such key"),
+                ),
+                None => checks.push(
+                    Check::new(format!("canary {key} holds a timestamp"), false)
+                        .saw("a timestamp", format!("{text:?}")),
+                ),
             }
         }
         ctx.mark("verified");
@@ -348,15 +490,26 @@ impl Drill for EtcdRestore {
 /// Stops the scratch member and removes the scratch directory named in `claim`. Refuses to
 /// remove a directory that does not carry this run's owner file.
 pub async fn cleanup(claim: &Claim, ctx: &RunContext) -> Result<Vec<String>, DrillError> {
-    let claim: EtcdClaim = serde_json::from_value(claim.clone()).map_err(|e| DrillError::Error(format!("unreadable claim: {e}")))?;
+    let claim: EtcdClaim = serde_json::from_value(claim.clone())
+        .map_err(|e| DrillError::Error(format!("unreadable claim: {e}")))?;
     let mut actions = Vec::new();
     let stopped = member::stop_all(&claim.member_dir(), Duration::from_secs(5)).await;
     if !stopped.is_empty() {
-        actions.push(format!("stopped scratch etcd member (pid {})", stopped.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")));
+        actions.push(format!(
+            "stopped scratch etcd member (pid {})",
+            stopped
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     let still = member::processes_using(&claim.member_dir());
     if !still.is_empty() {
-        return Err(DrillError::Error(format!("etcd pid {still:?} still uses {} after SIGKILL", claim.member_dir().display())));
+        return Err(DrillError::Error(format!(
+            "etcd pid {still:?} still uses {} after SIGKILL",
+            claim.member_dir().display()
+        )));
     }
     let dir = &claim.scratch_dir;
     if !dir.exists() {
@@ -371,7 +524,8 @@ pub async fn cleanup(claim: &Claim, ctx: &RunContext) -> Result<Vec<String>, Dri
             ctx.run_id
         )));
     }
-    remove_dir(dir).map_err(|e| DrillError::Error(format!("cannot remove {}: {e}", dir.display())))?;
+    remove_dir(dir)
+        .map_err(|e| DrillError::Error(format!("cannot remove {}: {e}", dir.display())))?;
     actions.push(format!("removed scratch directory {}", dir.display()));
     Ok(actions)
 }

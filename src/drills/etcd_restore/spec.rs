@@ -13,6 +13,7 @@ use crate::spec::{Loc, Validator};
 /// Restore etcd from a snapshot into a scratch member on this machine and verify it.
 #[derive(Deserialize, JsonSchema, Debug)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "EtcdRestore")]
 pub struct Spec {
     /// Where the snapshot comes from: exactly one of `fromEndpoint` and `fromStore`.
     pub snapshot: Loc<SnapshotSpec>,
@@ -29,6 +30,7 @@ pub struct Spec {
 
 #[derive(Deserialize, JsonSchema, Debug)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "EtcdSnapshotSource")]
 pub struct SnapshotSpec {
     /// Take a fresh snapshot from a live member (`etcdctl snapshot save`) before the disaster.
     #[serde(default)]
@@ -40,6 +42,7 @@ pub struct SnapshotSpec {
 
 #[derive(Deserialize, JsonSchema, Debug)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "EtcdEndpoint")]
 pub struct EndpointSpec {
     /// One client URL, `http://` or `https://`.
     pub endpoint: Loc<EnvText>,
@@ -50,6 +53,7 @@ pub struct EndpointSpec {
 /// Client TLS for an etcd endpoint (file paths; the files are read at run time).
 #[derive(Deserialize, JsonSchema, Debug)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "EtcdClientTls")]
 pub struct TlsSpec {
     /// CA bundle that signed the server's certificate.
     #[serde(default)]
@@ -64,6 +68,7 @@ pub struct TlsSpec {
 
 #[derive(Deserialize, JsonSchema, Debug)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "EtcdSnapshotStore")]
 pub struct StoreSpec {
     /// `s3://bucket/prefix/`, `file:///path/` or `memory://name/`. S3 credentials, region and
     /// endpoint come from the `AWS_*` environment variables, never from here.
@@ -75,6 +80,7 @@ pub struct StoreSpec {
 
 #[derive(Deserialize, JsonSchema, Debug, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "EtcdVerify")]
 pub struct VerifySpec {
     /// Keys that must exist in the restored data.
     #[serde(default)]
@@ -89,6 +95,7 @@ pub struct VerifySpec {
 
 #[derive(Deserialize, JsonSchema, Debug)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "EtcdPrefixCount")]
 pub struct PrefixCountSpec {
     pub prefix: String,
     /// At least this many keys.
@@ -101,6 +108,7 @@ pub struct PrefixCountSpec {
 
 #[derive(Deserialize, JsonSchema, Debug)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "EtcdCanary")]
 pub struct CanarySpec {
     /// The key; its value is an RFC 3339 timestamp or Unix seconds or milliseconds.
     pub key: Loc<String>,
@@ -108,6 +116,7 @@ pub struct CanarySpec {
 
 #[derive(Deserialize, JsonSchema, Debug)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "EtcdTools")]
 pub struct ToolsSpec {
     #[serde(default)]
     pub etcd: Option<Loc<EnvText>>,
@@ -155,9 +164,16 @@ fn path(v: &mut Validator, text: &Option<Loc<EnvText>>) -> Option<PathBuf> {
 
 fn endpoint(v: &mut Validator, spec: &EndpointSpec) -> Option<Endpoint> {
     let url = v.expand(&spec.endpoint)?;
-    let parsed = url::Url::parse(&url).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    let parsed = url::Url::parse(&url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     if parsed.is_none() || url.contains(',') {
-        v.error(spec.endpoint.at(), format!("`{url}` is not one etcd client URL: write http://host:2379 or https://host:2379"));
+        v.error(
+            spec.endpoint.at(),
+            format!(
+                "`{url}` is not one etcd client URL: write http://host:2379 or https://host:2379"
+            ),
+        );
         return None;
     }
     let tls = spec.tls.as_ref().map(|t| TlsFiles {
@@ -167,7 +183,12 @@ fn endpoint(v: &mut Validator, spec: &EndpointSpec) -> Option<Endpoint> {
     });
     if let (Some(t), Some(spec_tls)) = (&tls, &spec.tls) {
         if t.cert_file.is_some() != t.key_file.is_some() {
-            let at = spec_tls.cert_file.as_ref().or(spec_tls.key_file.as_ref()).map(Loc::at).unwrap_or(spec.endpoint.at());
+            let at = spec_tls
+                .cert_file
+                .as_ref()
+                .or(spec_tls.key_file.as_ref())
+                .map(Loc::at)
+                .unwrap_or(spec.endpoint.at());
             v.error(at, "tls.certFile and tls.keyFile go together: give both for client-certificate auth, or neither");
         }
     }
@@ -182,10 +203,20 @@ pub fn validate(v: &mut Validator, spec: &Loc<Spec>) -> Option<Params> {
         (Some(e), None) => endpoint(v, &e.value).map(Source::Endpoint),
         (None, Some(st)) => {
             let url = v.expand(&st.value.url);
-            let pattern = st.value.pattern.as_ref().map(|p| p.value.clone()).unwrap_or_else(|| "*.db".into());
+            let pattern = st
+                .value
+                .pattern
+                .as_ref()
+                .map(|p| p.value.clone())
+                .unwrap_or_else(|| "*.db".into());
             if let Err(e) = glob::Pattern::new(&pattern) {
                 let at = st.value.pattern.as_ref().map(Loc::at).unwrap_or(st.at());
-                v.error(at, format!("`{pattern}` is not a glob pattern ({e}): write e.g. `*.db` or `etcd-*.db`"));
+                v.error(
+                    at,
+                    format!(
+                        "`{pattern}` is not a glob pattern ({e}): write e.g. `*.db` or `etcd-*.db`"
+                    ),
+                );
             }
             if let Some(Err(e)) = url.as_deref().map(crate::store::parse) {
                 v.error(st.value.url.at(), e.to_string());
@@ -199,20 +230,39 @@ pub fn validate(v: &mut Validator, spec: &Loc<Spec>) -> Option<Params> {
     };
     let verify = s.verify.as_ref();
     let mut prefix_counts = Vec::new();
-    for pc in verify.map(|v| v.prefix_counts.as_slice()).unwrap_or_default() {
+    for pc in verify
+        .map(|v| v.prefix_counts.as_slice())
+        .unwrap_or_default()
+    {
         let p = &pc.value;
         if p.min.is_none() && p.equals.is_none() {
-            v.error(pc.at(), format!("prefixCounts entry for `{}` needs `min` or `equals`", p.prefix));
+            v.error(
+                pc.at(),
+                format!(
+                    "prefixCounts entry for `{}` needs `min` or `equals`",
+                    p.prefix
+                ),
+            );
         }
-        prefix_counts.push(PrefixCount { prefix: p.prefix.clone(), min: p.min, equals: p.equals });
+        prefix_counts.push(PrefixCount {
+            prefix: p.prefix.clone(),
+            min: p.min,
+            equals: p.equals,
+        });
     }
     let mut expect_keys = Vec::new();
     for k in verify.map(|v| v.expect_keys.as_slice()).unwrap_or_default() {
         expect_keys.extend(v.non_empty(k, "an expectKeys entry"));
     }
-    let canary_key = verify.and_then(|x| x.canary.as_ref()).and_then(|c| v.non_empty(&c.key, "canary.key"));
+    let canary_key = verify
+        .and_then(|x| x.canary.as_ref())
+        .and_then(|c| v.non_empty(&c.key, "canary.key"));
     let tools = match &s.tools {
-        Some(t) => ToolPaths { etcd: path(v, &t.etcd), etcdctl: path(v, &t.etcdctl), etcdutl: path(v, &t.etcdutl) },
+        Some(t) => ToolPaths {
+            etcd: path(v, &t.etcd),
+            etcdctl: path(v, &t.etcdctl),
+            etcdutl: path(v, &t.etcdutl),
+        },
         None => ToolPaths::default(),
     };
     Some(Params {

@@ -1,0 +1,10 @@
+//! firedrill's integration tests: one binary, real etcd and a real S3 server where a test needs
+//! them (started on free loopback ports by `support`), the CLI run as a subprocess where the
+//! behaviour is the command's.
+
+mod cli;
+mod engine;
+mod etcd_restore;
+mod ledger;
+mod specs;
+mod support;
