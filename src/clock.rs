@@ -40,9 +40,7 @@ impl Timestamp {
 
     /// `self − earlier`, or `None` when `earlier` is later than `self`.
     pub fn since(self, earlier: Timestamp) -> Option<Duration> {
-        u64::try_from(self.millis() - earlier.millis())
-            .ok()
-            .map(Duration::from_millis)
+        u64::try_from(self.millis() - earlier.millis()).ok().map(Duration::from_millis)
     }
 
     /// Parses an RFC 3339 timestamp, or a Unix time in seconds (10 digits) or milliseconds
@@ -70,9 +68,7 @@ impl fmt::Display for Timestamp {
 impl FromStr for Timestamp {
     type Err = chrono::ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self::from_datetime(
-            DateTime::parse_from_rfc3339(s)?.with_timezone(&Utc),
-        ))
+        Ok(Self::from_datetime(DateTime::parse_from_rfc3339(s)?.with_timezone(&Utc)))
     }
 }
 
@@ -124,10 +120,7 @@ impl Clock {
     /// A clock that reads `wall` at this instant of tokio's clock. Under
     /// `#[tokio::test(start_paused = true)]` it only moves when the test lets time pass.
     pub fn fixed(wall: DateTime<Utc>) -> Self {
-        Self {
-            wall,
-            mono: tokio::time::Instant::now(),
-        }
+        Self { wall, mono: tokio::time::Instant::now() }
     }
 
     pub fn now(&self) -> Timestamp {
@@ -141,9 +134,7 @@ impl Clock {
 
     /// Runs `f` for at most `limit`.
     pub async fn timeout<F: Future>(&self, limit: Duration, f: F) -> Result<F::Output, Elapsed> {
-        tokio::time::timeout(limit, f)
-            .await
-            .map_err(|_| Elapsed(limit))
+        tokio::time::timeout(limit, f).await.map_err(|_| Elapsed(limit))
     }
 }
 
@@ -159,27 +150,15 @@ mod tests {
     fn timestamps_keep_milliseconds_and_print_them_always() {
         let t = at("2026-11-21T02:19:50.961789Z");
         assert_eq!(t.to_string(), "2026-11-21T02:19:50.961Z");
-        assert_eq!(
-            at("2026-11-21T02:19:50Z").to_string(),
-            "2026-11-21T02:19:50.000Z"
-        );
-        assert_eq!(
-            serde_json::to_string(&t).unwrap(),
-            "\"2026-11-21T02:19:50.961Z\""
-        );
+        assert_eq!(at("2026-11-21T02:19:50Z").to_string(), "2026-11-21T02:19:50.000Z");
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2026-11-21T02:19:50.961Z\"");
     }
 
     #[test]
     fn lenient_parse_accepts_rfc3339_and_unix_seconds_or_millis() {
         let t = at("2026-11-21T02:19:50Z");
-        assert_eq!(
-            Timestamp::parse_lenient("2026-11-21T03:19:50+01:00"),
-            Some(t)
-        );
-        assert_eq!(
-            Timestamp::parse_lenient(&(t.millis() / 1000).to_string()),
-            Some(t)
-        );
+        assert_eq!(Timestamp::parse_lenient("2026-11-21T03:19:50+01:00"), Some(t));
+        assert_eq!(Timestamp::parse_lenient(&(t.millis() / 1000).to_string()), Some(t));
         assert_eq!(Timestamp::parse_lenient(&t.millis().to_string()), Some(t));
         assert_eq!(Timestamp::parse_lenient("yesterday"), None);
         assert_eq!(Timestamp::parse_lenient("12345"), None);
@@ -199,9 +178,7 @@ mod tests {
         assert_eq!(clock.now().to_string(), "2026-11-21T00:00:00.000Z");
         clock.sleep(Duration::from_millis(2500)).await;
         assert_eq!(clock.now().to_string(), "2026-11-21T00:00:02.500Z");
-        let r = clock
-            .timeout(Duration::from_secs(1), std::future::pending::<()>())
-            .await;
+        let r = clock.timeout(Duration::from_secs(1), std::future::pending::<()>()).await;
         assert_eq!(r, Err(Elapsed(Duration::from_secs(1))));
         assert_eq!(clock.now().to_string(), "2026-11-21T00:00:03.500Z");
     }

@@ -54,14 +54,8 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [
-        Phase::Preflight,
-        Phase::Setup,
-        Phase::Act,
-        Phase::Wait,
-        Phase::Verify,
-        Phase::Cleanup,
-    ];
+    pub const ALL: [Phase; 6] =
+        [Phase::Preflight, Phase::Setup, Phase::Act, Phase::Wait, Phase::Verify, Phase::Cleanup];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -118,14 +112,7 @@ pub struct Timeline {
 
 impl Timeline {
     pub fn new(started: Timestamp) -> Self {
-        Self {
-            started,
-            t0: None,
-            verified: None,
-            phases: Vec::new(),
-            marks: Vec::new(),
-            ended: None,
-        }
+        Self { started, t0: None, verified: None, phases: Vec::new(), marks: Vec::new(), ended: None }
     }
 
     /// The phase that was running last (the one a crash or abort interrupted).
@@ -197,10 +184,7 @@ pub struct Rpo {
 pub fn rpo(t0: Timestamp, point: &RecoveryPoint) -> Rpo {
     match t0.since(point.at) {
         Some(rpo) => Rpo { rpo, skew: None },
-        None => Rpo {
-            rpo: Duration::ZERO,
-            skew: point.at.since(t0),
-        },
+        None => Rpo { rpo: Duration::ZERO, skew: point.at.since(t0) },
     }
 }
 
@@ -231,31 +215,16 @@ impl TargetResult {
     pub fn explain(&self) -> String {
         let name = self.figure.to_uppercase();
         match self.achieved_ms {
-            Some(a) if self.met => format!(
-                "{name} {} within the target {}",
-                human(a),
-                human(self.target_ms)
-            ),
-            Some(a) => format!(
-                "{name} {} exceeds the target {}",
-                human(a),
-                human(self.target_ms)
-            ),
-            None => format!(
-                "{name} target {} set, but no {name} could be measured",
-                human(self.target_ms)
-            ),
+            Some(a) if self.met => format!("{name} {} within the target {}", human(a), human(self.target_ms)),
+            Some(a) => format!("{name} {} exceeds the target {}", human(a), human(self.target_ms)),
+            None => format!("{name} target {} set, but no {name} could be measured", human(self.target_ms)),
         }
     }
 }
 
 /// Holds the measured figures against the targets that are set. A target whose figure could not
 /// be measured is not met: a pass must be proven.
-pub fn compare(
-    targets: &Targets,
-    rto: Option<Duration>,
-    rpo: Option<Duration>,
-) -> Vec<TargetResult> {
+pub fn compare(targets: &Targets, rto: Option<Duration>, rpo: Option<Duration>) -> Vec<TargetResult> {
     let mut results = Vec::new();
     if let Some(t) = targets.rto_ms {
         results.push(TargetResult::judge("rto", t, rto));
@@ -280,20 +249,11 @@ pub struct Check {
 
 impl Check {
     pub fn new(name: impl Into<String>, passed: bool) -> Self {
-        Self {
-            name: name.into(),
-            passed,
-            expected: None,
-            observed: None,
-        }
+        Self { name: name.into(), passed, expected: None, observed: None }
     }
 
     /// A check that `observed` equals `expected`.
-    pub fn equal<T: PartialEq + fmt::Display>(
-        name: impl Into<String>,
-        expected: T,
-        observed: T,
-    ) -> Self {
+    pub fn equal<T: PartialEq + fmt::Display>(name: impl Into<String>, expected: T, observed: T) -> Self {
         Self::new(name, expected == observed).saw(expected, observed)
     }
 
@@ -351,18 +311,9 @@ pub fn decide(ending: &Ending, targets: &[TargetResult], cleanup_error: Option<&
             Verdict::Failed
         }
         Ending::Completed(checks) => {
-            reasons.extend(
-                checks
-                    .iter()
-                    .filter(|c| !c.passed)
-                    .map(|c| format!("check failed: {}", c.explain())),
-            );
+            reasons.extend(checks.iter().filter(|c| !c.passed).map(|c| format!("check failed: {}", c.explain())));
             reasons.extend(targets.iter().filter(|t| !t.met).map(TargetResult::explain));
-            if reasons.is_empty() {
-                Verdict::Passed
-            } else {
-                Verdict::Failed
-            }
+            if reasons.is_empty() { Verdict::Passed } else { Verdict::Failed }
         }
     };
     if let Some(e) = cleanup_error {
@@ -383,26 +334,13 @@ pub fn human(d: Duration) -> String {
         return format!("{ms}ms");
     }
     let s = ms / 1000;
-    let parts = [
-        (s / 86_400, "d"),
-        (s / 3600 % 24, "h"),
-        (s / 60 % 60, "m"),
-        (s % 60, "s"),
-    ];
+    let parts = [(s / 86_400, "d"), (s / 3600 % 24, "h"), (s / 60 % 60, "m"), (s % 60, "s")];
     let frac = ms % 1000;
     let first = parts.iter().position(|(n, _)| *n > 0).unwrap_or(3);
-    let last = if frac > 0 {
-        3
-    } else {
-        parts.iter().rposition(|(n, _)| *n > 0).unwrap_or(3)
-    };
+    let last = if frac > 0 { 3 } else { parts.iter().rposition(|(n, _)| *n > 0).unwrap_or(3) };
     let mut out = Vec::new();
     for (i, (n, unit)) in parts.iter().enumerate().take(last + 1).skip(first) {
-        let n = if i == first {
-            n.to_string()
-        } else {
-            format!("{n:02}")
-        };
+        let n = if i == first { n.to_string() } else { format!("{n:02}") };
         if i == 3 && frac > 0 {
             out.push(format!("{n}.{frac:03}{unit}"));
         } else {
@@ -468,37 +406,15 @@ mod tests {
 
     #[test]
     fn rpo_is_t0_minus_the_recovery_point_and_reports_skew() {
-        let point = RecoveryPoint {
-            at: t(0),
-            method: RpoMethod::Canary,
-            source: "k".into(),
-        };
-        assert_eq!(
-            rpo(t(90_000), &point),
-            Rpo {
-                rpo: secs(90),
-                skew: None
-            }
-        );
-        let ahead = RecoveryPoint {
-            at: t(2_500),
-            ..point
-        };
-        assert_eq!(
-            rpo(t(0), &ahead),
-            Rpo {
-                rpo: Duration::ZERO,
-                skew: Some(Duration::from_millis(2_500))
-            }
-        );
+        let point = RecoveryPoint { at: t(0), method: RpoMethod::Canary, source: "k".into() };
+        assert_eq!(rpo(t(90_000), &point), Rpo { rpo: secs(90), skew: None });
+        let ahead = RecoveryPoint { at: t(2_500), ..point };
+        assert_eq!(rpo(t(0), &ahead), Rpo { rpo: Duration::ZERO, skew: Some(Duration::from_millis(2_500)) });
     }
 
     #[test]
     fn targets_are_met_at_the_limit_and_missed_above_or_when_unmeasured() {
-        let targets = Targets {
-            rto_ms: Some(secs(60)),
-            rpo_ms: Some(secs(3600)),
-        };
+        let targets = Targets { rto_ms: Some(secs(60)), rpo_ms: Some(secs(3600)) };
         let r = compare(&targets, Some(secs(60)), Some(secs(3601)));
         assert!(r[0].met, "equal to the target meets it");
         assert!(!r[1].met);
@@ -511,68 +427,24 @@ mod tests {
     #[test]
     fn a_completed_run_passes_only_with_every_check_and_target() {
         let ok = Ending::Completed(vec![Check::equal("revision", 5, 5)]);
-        let met = compare(
-            &Targets {
-                rto_ms: Some(secs(10)),
-                rpo_ms: None,
-            },
-            Some(secs(3)),
-            None,
-        );
-        assert_eq!(
-            decide(&ok, &met, None),
-            Decision {
-                verdict: Verdict::Passed,
-                reasons: vec![]
-            }
-        );
+        let met = compare(&Targets { rto_ms: Some(secs(10)), rpo_ms: None }, Some(secs(3)), None);
+        assert_eq!(decide(&ok, &met, None), Decision { verdict: Verdict::Passed, reasons: vec![] });
 
         let bad = Ending::Completed(vec![Check::equal("revision", 5, 4)]);
         let d = decide(&bad, &met, None);
         assert_eq!(d.verdict, Verdict::Failed);
-        assert_eq!(
-            d.reasons,
-            vec!["check failed: revision: expected 5, observed 4"]
-        );
+        assert_eq!(d.reasons, vec!["check failed: revision: expected 5, observed 4"]);
 
-        let missed = compare(
-            &Targets {
-                rto_ms: Some(secs(1)),
-                rpo_ms: None,
-            },
-            Some(secs(3)),
-            None,
-        );
+        let missed = compare(&Targets { rto_ms: Some(secs(1)), rpo_ms: None }, Some(secs(3)), None);
         assert_eq!(decide(&ok, &missed, None).verdict, Verdict::Failed);
     }
 
     #[test]
     fn phase_endings_map_to_their_verdicts_and_exit_codes() {
         let cases = [
-            (
-                Ending::Failed {
-                    phase: Phase::Act,
-                    reason: "corrupt".into(),
-                },
-                Verdict::Failed,
-                1,
-            ),
-            (
-                Ending::Error {
-                    phase: Phase::Preflight,
-                    reason: "no etcd".into(),
-                },
-                Verdict::Error,
-                2,
-            ),
-            (
-                Ending::Aborted {
-                    phase: Phase::Wait,
-                    reason: "SIGTERM".into(),
-                },
-                Verdict::Aborted,
-                3,
-            ),
+            (Ending::Failed { phase: Phase::Act, reason: "corrupt".into() }, Verdict::Failed, 1),
+            (Ending::Error { phase: Phase::Preflight, reason: "no etcd".into() }, Verdict::Error, 2),
+            (Ending::Aborted { phase: Phase::Wait, reason: "SIGTERM".into() }, Verdict::Aborted, 3),
         ];
         for (ending, verdict, code) in cases {
             let d = decide(&ending, &[], None);
@@ -589,10 +461,7 @@ mod tests {
         let d = decide(&ok, &[], Some("data dir busy"));
         assert_eq!(d.verdict, Verdict::Error);
         assert_eq!(d.reasons, vec!["cleanup did not finish: data dir busy"]);
-        let failed = Ending::Failed {
-            phase: Phase::Act,
-            reason: "x".into(),
-        };
+        let failed = Ending::Failed { phase: Phase::Act, reason: "x".into() };
         assert_eq!(decide(&failed, &[], Some("y")).verdict, Verdict::Failed);
     }
 
@@ -609,20 +478,14 @@ mod tests {
         assert_eq!(human(secs(86_400)), "1d");
         assert_eq!(human(secs(7200)), "2h");
         assert_eq!(human(secs(3601)), "1h 00m 01s");
-        assert_eq!(
-            human(Duration::from_millis(86_400_500)),
-            "1d 00h 00m 00.500s"
-        );
+        assert_eq!(human(Duration::from_millis(86_400_500)), "1d 00h 00m 00.500s");
     }
 }
 
 /// The verdict of a scenario from its steps `(drill, required, verdict; None = skipped)`.
 /// An aborted step aborts the scenario; otherwise every required step must pass (a failed one
 /// makes the scenario `Failed`, an errored one `Error`), and at least `min_passed` steps must.
-pub fn scenario_verdict(
-    steps: &[(&str, bool, Option<Verdict>)],
-    min_passed: Option<u32>,
-) -> Decision {
+pub fn scenario_verdict(steps: &[(&str, bool, Option<Verdict>)], min_passed: Option<u32>) -> Decision {
     let mut reasons = Vec::new();
     let mut worst = Verdict::Passed;
     let mut raise = |v: Verdict| {
@@ -654,22 +517,14 @@ pub fn scenario_verdict(
             }
         }
     }
-    let passed = steps
-        .iter()
-        .filter(|s| s.2 == Some(Verdict::Passed))
-        .count();
-    if let Some(min) = min_passed {
-        if passed < min as usize {
-            reasons.push(format!(
-                "{passed} steps passed, fewer than the {min} required"
-            ));
-            raise(Verdict::Failed);
-        }
+    let passed = steps.iter().filter(|s| s.2 == Some(Verdict::Passed)).count();
+    if let Some(min) = min_passed
+        && passed < min as usize
+    {
+        reasons.push(format!("{passed} steps passed, fewer than the {min} required"));
+        raise(Verdict::Failed);
     }
-    Decision {
-        verdict: worst,
-        reasons,
-    }
+    Decision { verdict: worst, reasons }
 }
 
 #[cfg(test)]
@@ -679,24 +534,11 @@ mod scenario_tests {
 
     #[test]
     fn every_required_step_must_pass() {
-        assert_eq!(
-            scenario_verdict(
-                &[("a", true, Some(Passed)), ("b", true, Some(Passed))],
-                None
-            )
-            .verdict,
-            Passed
-        );
-        let d = scenario_verdict(
-            &[("a", true, Some(Passed)), ("b", true, Some(Failed))],
-            None,
-        );
+        assert_eq!(scenario_verdict(&[("a", true, Some(Passed)), ("b", true, Some(Passed))], None).verdict, Passed);
+        let d = scenario_verdict(&[("a", true, Some(Passed)), ("b", true, Some(Failed))], None);
         assert_eq!(d.verdict, Failed);
         assert_eq!(d.reasons, vec!["required step 2 (b) ended Failed"]);
-        assert_eq!(
-            scenario_verdict(&[("a", true, Some(Error))], None).verdict,
-            Error
-        );
+        assert_eq!(scenario_verdict(&[("a", true, Some(Error))], None).verdict, Error);
     }
 
     #[test]
@@ -710,24 +552,9 @@ mod scenario_tests {
 
     #[test]
     fn an_abort_wins_and_a_failure_outranks_an_error() {
-        let d = scenario_verdict(
-            &[
-                ("a", true, Some(Failed)),
-                ("b", true, Some(Aborted)),
-                ("c", true, None),
-            ],
-            None,
-        );
+        let d = scenario_verdict(&[("a", true, Some(Failed)), ("b", true, Some(Aborted)), ("c", true, None)], None);
         assert_eq!(d.verdict, Aborted);
-        assert_eq!(
-            scenario_verdict(&[("a", true, Some(Error)), ("b", true, Some(Failed))], None).verdict,
-            Failed
-        );
-        assert_eq!(
-            scenario_verdict(&[("a", true, Some(Failed)), ("b", true, None)], None)
-                .reasons
-                .len(),
-            2
-        );
+        assert_eq!(scenario_verdict(&[("a", true, Some(Error)), ("b", true, Some(Failed))], None).verdict, Failed);
+        assert_eq!(scenario_verdict(&[("a", true, Some(Failed)), ("b", true, None)], None).reasons.len(), 2);
     }
 }

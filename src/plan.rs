@@ -84,11 +84,7 @@ pub struct Schedule {
     pub time_zone: Tz,
     #[serde(with = "crate::measure::ms", rename = "jitterMs")]
     pub jitter: Duration,
-    #[serde(
-        with = "crate::measure::opt_ms",
-        rename = "windowMs",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "crate::measure::opt_ms", rename = "windowMs", skip_serializing_if = "Option::is_none")]
     pub window: Option<Duration>,
     pub missed_runs: MissedRuns,
 }
@@ -102,11 +98,22 @@ fn tz_name<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Schedule {
-    /// The next `n` fire times strictly after `after` (before jitter).
+    /// The next `n` fire times strictly after `after` (before jitter). Wall-clock times that
+    /// occur twice when daylight saving ends fire once, at their first occurrence, as crontab
+    /// does (the `cron` crate alone would fire at both).
     pub fn upcoming(&self, after: Timestamp, n: usize) -> Vec<Timestamp> {
         let local = after.datetime().with_timezone(&self.time_zone);
+        // A fire time whose wall-clock time is not later than one already fired lies in the
+        // repeated hour: skip it.
+        let mut latest = None;
         self.parsed
             .after(&local)
+            .filter(|t| {
+                let wall = t.naive_local();
+                let repeated = latest.is_some_and(|l| wall <= l);
+                latest = latest.max(Some(wall));
+                !repeated
+            })
             .take(n)
             .map(|t| Timestamp::from_datetime(t.with_timezone(&chrono::Utc)))
             .collect()

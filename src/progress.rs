@@ -32,9 +32,7 @@ struct Current {
 
 impl Current {
     fn elapsed(&self) -> String {
-        human(Duration::from_millis(
-            self.started.elapsed().as_millis() as u64
-        ))
+        human(Duration::from_millis(self.started.elapsed().as_millis() as u64))
     }
 }
 
@@ -45,24 +43,13 @@ pub struct Lines {
 
 impl Lines {
     pub fn new() -> Self {
-        Self {
-            current: Mutex::new(Current {
-                drill: String::new(),
-                phase: None,
-                started: Instant::now(),
-            }),
-        }
+        Self { current: Mutex::new(Current { drill: String::new(), phase: None, started: Instant::now() }) }
     }
 
     fn line(&self, text: &str) {
         let c = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let phase = c.phase.map(|p| p.name()).unwrap_or("-");
-        let _ = writeln!(
-            std::io::stderr(),
-            "[{} {phase} +{}] {text}",
-            c.drill,
-            c.elapsed()
-        );
+        let _ = writeln!(std::io::stderr(), "[{} {phase} +{}] {text}", c.drill, c.elapsed());
     }
 }
 
@@ -74,11 +61,8 @@ impl Default for Lines {
 
 impl Progress for Lines {
     fn run_started(&self, drill: &str, run_id: &str) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Current {
-            drill: drill.to_string(),
-            phase: None,
-            started: Instant::now(),
-        };
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Current { drill: drill.to_string(), phase: None, started: Instant::now() };
         self.line(&format!("run {run_id} started"));
     }
     fn phase(&self, phase: Phase) {
@@ -110,14 +94,7 @@ impl Terminal {
             ProgressStyle::with_template("{spinner} {prefix:.bold} [{elapsed}] {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        Self {
-            bar,
-            current: Mutex::new(Current {
-                drill: String::new(),
-                phase: None,
-                started: Instant::now(),
-            }),
-        }
+        Self { bar, current: Mutex::new(Current { drill: String::new(), phase: None, started: Instant::now() }) }
     }
 }
 
@@ -129,11 +106,8 @@ impl Default for Terminal {
 
 impl Progress for Terminal {
     fn run_started(&self, drill: &str, run_id: &str) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Current {
-            drill: drill.to_string(),
-            phase: None,
-            started: Instant::now(),
-        };
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Current { drill: drill.to_string(), phase: None, started: Instant::now() };
         self.bar.reset_elapsed();
         self.bar.enable_steady_tick(Duration::from_millis(100));
         self.bar.set_prefix(drill.to_string());

@@ -37,40 +37,22 @@ pub struct DrillSummary {
     pub failed: usize,
     pub error: usize,
     pub aborted: usize,
-    #[serde(
-        with = "crate::measure::opt_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
     pub rto_median_ms: Option<Duration>,
-    #[serde(
-        with = "crate::measure::opt_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
     pub rto_worst_ms: Option<Duration>,
-    #[serde(
-        with = "crate::measure::opt_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
     pub rto_target_ms: Option<Duration>,
-    #[serde(
-        with = "crate::measure::opt_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
     pub rpo_worst_ms: Option<Duration>,
-    #[serde(
-        with = "crate::measure::opt_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
     pub rpo_target_ms: Option<Duration>,
     pub last_run: Timestamp,
     pub last_verdict: Verdict,
 }
 
 fn target(o: &Outcome, figure: &str) -> Option<Duration> {
-    o.targets
-        .iter()
-        .find(|t| t.figure == figure)
-        .map(|t| t.target_ms)
+    o.targets.iter().find(|t| t.figure == figure).map(|t| t.target_ms)
 }
 
 /// Per-drill figures over `runs` (in chain order).
@@ -93,10 +75,7 @@ pub fn summarize(runs: &[&Outcome]) -> Vec<DrillSummary> {
                 failed: count(Verdict::Failed),
                 error: count(Verdict::Error),
                 aborted: count(Verdict::Aborted),
-                rto_median_ms: rtos
-                    .get(rtos.len().saturating_sub(1) / 2)
-                    .copied()
-                    .filter(|_| !rtos.is_empty()),
+                rto_median_ms: rtos.get(rtos.len().saturating_sub(1) / 2).copied().filter(|_| !rtos.is_empty()),
                 rto_worst_ms: rtos.last().copied(),
                 rto_target_ms: target(last, "rto"),
                 rpo_worst_ms: rs.iter().filter_map(|o| o.rpo_ms).max(),
@@ -116,11 +95,7 @@ fn opt(d: Option<Duration>) -> String {
 pub fn markdown(r: &ReportData) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# firedrill report: {} to {}\n", r.from, r.to);
-    let _ = writeln!(
-        s,
-        "Generated {} from the evidence ledger `{}`.\n",
-        r.generated, r.ledger
-    );
+    let _ = writeln!(s, "Generated {} from the evidence ledger `{}`.\n", r.generated, r.ledger);
     let _ = writeln!(s, "## Evidence integrity\n");
     if r.chain.ok() {
         let head = r
@@ -135,10 +110,7 @@ pub fn markdown(r: &ReportData) -> String {
             r.chain.records
         );
     } else {
-        let _ = writeln!(
-            s,
-            "**The hash chain did not verify.** The records below may have been altered:\n"
-        );
+        let _ = writeln!(s, "**The hash chain did not verify.** The records below may have been altered:\n");
         for p in &r.chain.problems {
             let _ = writeln!(s, "- {p}");
         }
@@ -152,10 +124,7 @@ pub fn markdown(r: &ReportData) -> String {
             s,
             "| drill | type | runs | passed | failed | error | aborted | median RTO | worst RTO | RTO target | worst RPO | RPO target | last |"
         );
-        let _ = writeln!(
-            s,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         for d in &r.drills {
             let _ = writeln!(
                 s,
@@ -185,24 +154,11 @@ pub fn markdown(r: &ReportData) -> String {
                 .steps
                 .iter()
                 .map(|st| {
-                    format!(
-                        "{} {}",
-                        st.drill,
-                        st.verdict
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| "skipped".into())
-                    )
+                    format!("{} {}", st.drill, st.verdict.map(|v| v.to_string()).unwrap_or_else(|| "skipped".into()))
                 })
                 .collect();
-            let _ = writeln!(
-                s,
-                "- {} {} — **{}**: {} ({})",
-                sc.started,
-                sc.name,
-                sc.verdict,
-                sc.reason,
-                steps.join(", ")
-            );
+            let _ =
+                writeln!(s, "- {} {} — **{}**: {} ({})", sc.started, sc.name, sc.verdict, sc.reason, steps.join(", "));
         }
         let _ = writeln!(s);
     }
@@ -210,17 +166,10 @@ pub fn markdown(r: &ReportData) -> String {
     if r.runs.is_empty() {
         let _ = writeln!(s, "None.\n");
     } else {
-        let _ = writeln!(
-            s,
-            "| started | drill | verdict | RTO | RPO (method) | reason | run |"
-        );
+        let _ = writeln!(s, "| started | drill | verdict | RTO | RPO (method) | reason | run |");
         let _ = writeln!(s, "|---|---|---|---:|---|---|---|");
         for o in &r.runs {
-            let method = o
-                .recovery_point
-                .as_ref()
-                .map(|p| format!(" ({})", p.method.describe()))
-                .unwrap_or_default();
+            let method = o.recovery_point.as_ref().map(|p| format!(" ({})", p.method.describe())).unwrap_or_default();
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {}{} | {} | `{}` |",
@@ -284,19 +233,13 @@ pub fn csv(r: &ReportData) -> String {
             o.timeline.started.to_string(),
             o.drill.name.clone(),
             o.drill.kind.clone(),
-            o.scenario
-                .as_ref()
-                .map(|s| s.name.clone())
-                .unwrap_or_default(),
+            o.scenario.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
             o.verdict.to_string(),
             ms(o.rto_ms),
             ms(target(o, "rto")),
             ms(o.rpo_ms),
             ms(target(o, "rpo")),
-            o.recovery_point
-                .as_ref()
-                .map(|p| format!("{:?}", p.method).to_lowercase())
-                .unwrap_or_default(),
+            o.recovery_point.as_ref().map(|p| format!("{:?}", p.method).to_lowercase()).unwrap_or_default(),
             o.run_id.clone(),
             o.reason.clone(),
         ]);
@@ -373,10 +316,7 @@ pub fn junit(r: &ReportData) -> String {
                     );
                 }
                 Verdict::Aborted => {
-                    let _ = writeln!(
-                        s,
-                        ">\n      <skipped message=\"{reason}\"/>\n    </testcase>"
-                    );
+                    let _ = writeln!(s, ">\n      <skipped message=\"{reason}\"/>\n    </testcase>");
                 }
             }
         }
@@ -392,9 +332,6 @@ mod tests {
 
     #[test]
     fn xml_escape_handles_markup_quotes_and_control_characters() {
-        assert_eq!(
-            xml_escape("a<b & \"c\" 'd'>\u{1}\n"),
-            "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;\n"
-        );
+        assert_eq!(xml_escape("a<b & \"c\" 'd'>\u{1}\n"), "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;\n");
     }
 }

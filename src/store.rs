@@ -63,10 +63,7 @@ impl Location {
     /// `key` relative to this location's prefix.
     pub fn relative(&self, key: &Path) -> String {
         match key.prefix_match(&self.prefix) {
-            Some(parts) => parts
-                .map(|p| p.as_ref().to_string())
-                .collect::<Vec<_>>()
-                .join("/"),
+            Some(parts) => parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
             None => key.to_string(),
         }
     }
@@ -85,10 +82,7 @@ pub enum Target {
 /// Checks the shape of `url` without touching anything. A plain path (no scheme) is a local
 /// directory.
 pub fn parse(url: &str) -> Result<Target, StoreError> {
-    let invalid = |reason: &str| StoreError::Invalid {
-        url: url.to_string(),
-        reason: reason.to_string(),
-    };
+    let invalid = |reason: &str| StoreError::Invalid { url: url.to_string(), reason: reason.to_string() };
     let Some((scheme, rest)) = url.split_once("://") else {
         return Ok(Target::Dir(PathBuf::from(url)));
     };
@@ -99,9 +93,9 @@ pub fn parse(url: &str) -> Result<Target, StoreError> {
     match scheme {
         "file" => {
             let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
-            let path = parsed.to_file_path().map_err(|_| {
-                invalid("a file URL needs an absolute path: file:///var/lib/firedrill")
-            })?;
+            let path = parsed
+                .to_file_path()
+                .map_err(|_| invalid("a file URL needs an absolute path: file:///var/lib/firedrill"))?;
             Ok(Target::Dir(path))
         }
         "memory" => {
@@ -128,25 +122,12 @@ pub fn open(url: &str, profile: Profile) -> Result<Location, StoreError> {
 /// [`open`], with S3 settings (`aws_endpoint`, `aws_access_key_id`, `aws_allow_http`, ... as
 /// object_store names them) given here taking precedence over the environment. For programs
 /// that embed firedrill and hold their configuration themselves.
-pub fn open_with(
-    url: &str,
-    profile: Profile,
-    s3_options: &[(&str, &str)],
-) -> Result<Location, StoreError> {
+pub fn open_with(url: &str, profile: Profile, s3_options: &[(&str, &str)]) -> Result<Location, StoreError> {
     match parse(url)? {
         Target::Dir(dir) => open_dir(url, dir),
         Target::Memory { name, prefix } => {
-            let store = MEMORY
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(name)
-                .or_default()
-                .clone();
-            Ok(Location {
-                store,
-                prefix: Path::from(prefix),
-                url: url.to_string(),
-            })
+            let store = MEMORY.lock().unwrap_or_else(|e| e.into_inner()).entry(name).or_default().clone();
+            Ok(Location { store, prefix: Path::from(prefix), url: url.to_string() })
         }
         Target::S3 { bucket, prefix } => {
             let mut client = ClientOptions::new().with_connect_timeout(Duration::from_secs(5));
@@ -165,11 +146,7 @@ pub fn open_with(
                 }
                 Profile::Bulk => {
                     client = client.with_timeout_disabled();
-                    RetryConfig {
-                        max_retries: 5,
-                        retry_timeout: Duration::from_secs(120),
-                        ..RetryConfig::default()
-                    }
+                    RetryConfig { max_retries: 5, retry_timeout: Duration::from_secs(120), ..RetryConfig::default() }
                 }
             };
             // from_env reads AWS_ALLOW_HTTP into client options that ours replace: keep that choice.
@@ -183,12 +160,10 @@ pub fn open_with(
             }
             let mut builder = AmazonS3Builder::from_env();
             for (key, value) in s3_options {
-                let key = key
-                    .parse()
-                    .map_err(|e: object_store::Error| StoreError::Open {
-                        url: url.to_string(),
-                        reason: e.to_string(),
-                    })?;
+                let key = key.parse().map_err(|e: object_store::Error| StoreError::Open {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })?;
                 builder = builder.with_config(key, *value);
             }
             let store = builder
@@ -196,45 +171,24 @@ pub fn open_with(
                 .with_retry(retry)
                 .with_client_options(client)
                 .build()
-                .map_err(|e| StoreError::Open {
-                    url: url.to_string(),
-                    reason: e.to_string(),
-                })?;
-            Ok(Location {
-                store: Arc::new(store),
-                prefix: Path::from(prefix),
-                url: url.to_string(),
-            })
+                .map_err(|e| StoreError::Open { url: url.to_string(), reason: e.to_string() })?;
+            Ok(Location { store: Arc::new(store), prefix: Path::from(prefix), url: url.to_string() })
         }
     }
 }
 
 fn open_dir(url: &str, dir: PathBuf) -> Result<Location, StoreError> {
-    let fail = |e: &dyn std::fmt::Display| StoreError::Open {
-        url: url.to_string(),
-        reason: e.to_string(),
-    };
+    let fail = |e: &dyn std::fmt::Display| StoreError::Open { url: url.to_string(), reason: e.to_string() };
     std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
-    let store = LocalFileSystem::new_with_prefix(&dir)
-        .map_err(|e| fail(&e))?
-        .with_automatic_cleanup(true);
-    Ok(Location {
-        store: Arc::new(store),
-        prefix: Path::from(""),
-        url: display_dir(url, &dir),
-    })
+    let store = LocalFileSystem::new_with_prefix(&dir).map_err(|e| fail(&e))?.with_automatic_cleanup(true);
+    Ok(Location { store: Arc::new(store), prefix: Path::from(""), url: display_dir(url, &dir) })
 }
 
 fn display_dir(url: &str, dir: &FsPath) -> String {
     if url.contains("://") {
         url.to_string()
     } else {
-        format!(
-            "file://{}",
-            std::path::absolute(dir)
-                .unwrap_or(dir.to_path_buf())
-                .display()
-        )
+        format!("file://{}", std::path::absolute(dir).unwrap_or(dir.to_path_buf()).display())
     }
 }
 
@@ -249,25 +203,12 @@ mod tests {
         assert_eq!(m.key("records/1.json").as_ref(), "a/b/records/1.json");
         assert_eq!(m.relative(&m.key("x/y")), "x/y");
         let dir = tempfile::tempdir().unwrap();
-        let f = open(
-            &format!("file://{}", dir.path().join("l").display()),
-            Profile::Records,
-        )
-        .unwrap();
+        let f = open(&format!("file://{}", dir.path().join("l").display()), Profile::Records).unwrap();
         assert_eq!(f.prefix.as_ref(), "");
         assert!(dir.path().join("l").is_dir(), "the directory is created");
-        assert!(matches!(
-            open("ftp://x", Profile::Records),
-            Err(StoreError::Scheme(_))
-        ));
-        assert!(matches!(
-            open("file://relative/path", Profile::Records),
-            Err(StoreError::Invalid { .. })
-        ));
-        assert!(matches!(
-            open("s3:///prefix", Profile::Records),
-            Err(StoreError::Invalid { .. })
-        ));
+        assert!(matches!(open("ftp://x", Profile::Records), Err(StoreError::Scheme(_))));
+        assert!(matches!(open("file://relative/path", Profile::Records), Err(StoreError::Invalid { .. })));
+        assert!(matches!(open("s3:///prefix", Profile::Records), Err(StoreError::Invalid { .. })));
     }
 
     #[test]

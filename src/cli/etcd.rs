@@ -7,7 +7,6 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::clock::Clock;
-use crate::etcd::gateway::Gateway;
 use crate::etcd::snapshots::{self, META_FORMAT, SnapshotMeta};
 use crate::etcd::tools::{ToolPaths, Tools};
 use crate::etcd::{Endpoint, TlsFiles, integrity};
@@ -39,15 +38,7 @@ pub enum EtcdCommand {
 }
 
 pub async fn run(command: EtcdCommand) -> anyhow::Result<i32> {
-    let EtcdCommand::Snapshot {
-        endpoint,
-        cacert,
-        cert,
-        key,
-        upload,
-        name,
-        out,
-    } = command;
+    let EtcdCommand::Snapshot { endpoint, cacert, cert, key, upload, name, out } = command;
     if upload.is_none() && out.is_none() {
         anyhow::bail!("say where the snapshot goes: --upload <store URL>, --out <file>, or both");
     }
@@ -60,16 +51,12 @@ pub async fn run(command: EtcdCommand) -> anyhow::Result<i32> {
     let tools = Tools::find(&ToolPaths::default())?;
     let clock = Clock::system();
     let dir = tempfile::tempdir()?;
-    let file = out
-        .clone()
-        .unwrap_or_else(|| dir.path().join("snapshot.db"));
+    let file = out.clone().unwrap_or_else(|| dir.path().join("snapshot.db"));
     let save_started = clock.now();
     tools.snapshot_save(&endpoint, &file).await?;
     let save_finished = clock.now();
     let status = tools.snapshot_status(&file).await?;
-    let (keys, _) = Gateway::new(&endpoint)?
-        .count(None, Some(status.revision))
-        .await?;
+    let (keys, _) = tools.count(&endpoint, Some(status.revision)).await?;
     let checked = integrity::check(&file, false).map_err(anyhow::Error::msg)?;
     println!(
         "snapshot of {} saved at {save_started}: revision {}, {keys} live keys, {} bytes, sha256 {}",
@@ -77,12 +64,7 @@ pub async fn run(command: EtcdCommand) -> anyhow::Result<i32> {
     );
     if let Some(url) = upload {
         let loc = store::open(&url, Profile::Bulk)?;
-        let name = name.unwrap_or_else(|| {
-            format!(
-                "etcd-{}.db",
-                save_started.datetime().format("%Y%m%dT%H%M%S%.3fZ")
-            )
-        });
+        let name = name.unwrap_or_else(|| format!("etcd-{}.db", save_started.datetime().format("%Y%m%dT%H%M%S%.3fZ")));
         let meta = SnapshotMeta {
             format: META_FORMAT.into(),
             save_started,
@@ -96,13 +78,8 @@ pub async fn run(command: EtcdCommand) -> anyhow::Result<i32> {
             etcd_version: tools.etcd_version().await,
             tool_version: crate::engine::runner::TOOL_VERSION.into(),
         };
-        let key = snapshots::upload(&loc, &name, &file, &meta)
-            .await
-            .with_context(|| format!("uploading to {url}"))?;
-        println!(
-            "uploaded {key} and {key}{} to {url}",
-            snapshots::META_SUFFIX
-        );
+        let key = snapshots::upload(&loc, &name, &file, &meta).await.with_context(|| format!("uploading to {url}"))?;
+        println!("uploaded {key} and {key}{} to {url}", snapshots::META_SUFFIX);
     }
     if let Some(out) = out {
         println!("kept {}", out.display());

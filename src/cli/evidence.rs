@@ -21,10 +21,7 @@ pub enum EvidenceCommand {
 
 pub async fn run(global: &Global, command: EvidenceCommand) -> anyhow::Result<i32> {
     match command {
-        EvidenceCommand::Verify {
-            expect_head,
-            output,
-        } => {
+        EvidenceCommand::Verify { expect_head, output } => {
             let ledger = Ledger::open(&global.ledger_url(), &global.data_dir(), Clock::system())?;
             let report = ledger.verify(expect_head.as_deref()).await?;
             if output == Format::Table {
@@ -34,11 +31,7 @@ pub async fn run(global: &Global, command: EvidenceCommand) -> anyhow::Result<i3
                         .as_ref()
                         .map(|h| format!("; head: record {} sha256 {}", h.seq, h.sha256))
                         .unwrap_or_default();
-                    println!(
-                        "ok: {} records in {} verified{head}",
-                        report.records,
-                        ledger.url()
-                    );
+                    println!("ok: {} records in {} verified{head}", report.records, ledger.url());
                 } else {
                     println!(
                         "FAILED: {} problem(s) in {} ({} records):",

@@ -15,8 +15,7 @@ use crate::measure::{Verdict, human};
 use crate::report;
 
 fn parse_age(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration ({e}): write e.g. 90d, 24h, 30m"))
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e}): write e.g. 90d, 24h, 30m"))
 }
 
 #[derive(Args, Debug)]
@@ -44,25 +43,13 @@ struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     scenario: Option<String>,
     verdict: Verdict,
-    #[serde(
-        with = "crate::measure::opt_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
     rto_ms: Option<Duration>,
-    #[serde(
-        with = "crate::measure::opt_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
     rto_target_ms: Option<Duration>,
-    #[serde(
-        with = "crate::measure::opt_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
     rpo_ms: Option<Duration>,
-    #[serde(
-        with = "crate::measure::opt_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
     rpo_target_ms: Option<Duration>,
     run_id: String,
     reason: String,
@@ -79,15 +66,7 @@ fn against(v: Option<Duration>, t: Option<Duration>) -> String {
 
 impl Tabular for Row {
     fn headers() -> Vec<&'static str> {
-        vec![
-            "STARTED",
-            "DRILL",
-            "VERDICT",
-            "RTO / TARGET",
-            "RPO / TARGET",
-            "RUN",
-            "REASON",
-        ]
+        vec!["STARTED", "DRILL", "VERDICT", "RTO / TARGET", "RPO / TARGET", "RUN", "REASON"]
     }
     fn cells(&self) -> Vec<String> {
         let name = match &self.scenario {
@@ -111,12 +90,7 @@ impl Tabular for Row {
 }
 
 fn row(o: &Outcome) -> Row {
-    let target = |f: &str| {
-        o.targets
-            .iter()
-            .find(|t| t.figure == f)
-            .map(|t| t.target_ms)
-    };
+    let target = |f: &str| o.targets.iter().find(|t| t.figure == f).map(|t| t.target_ms);
     Row {
         started: o.timeline.started,
         drill: o.drill.name.clone(),
@@ -133,25 +107,16 @@ fn row(o: &Outcome) -> Row {
 }
 
 fn open(global: &Global) -> anyhow::Result<Ledger> {
-    Ok(Ledger::open(
-        &global.ledger_url(),
-        &global.data_dir(),
-        Clock::system(),
-    )?)
+    Ok(Ledger::open(&global.ledger_url(), &global.data_dir(), Clock::system())?)
 }
 
 /// The outcomes and scenario outcomes in `records` that started at or after `from`.
-pub fn runs_since(
-    records: &[Record],
-    from: Option<Timestamp>,
-) -> (Vec<&Outcome>, Vec<&ScenarioOutcome>) {
+pub fn runs_since(records: &[Record], from: Option<Timestamp>) -> (Vec<&Outcome>, Vec<&ScenarioOutcome>) {
     let mut outcomes = Vec::new();
     let mut scenarios = Vec::new();
     for r in records {
         match &r.entry {
-            Entry::Outcome(o) if from.is_none_or(|f| o.timeline.started >= f) => {
-                outcomes.push(o.as_ref())
-            }
+            Entry::Outcome(o) if from.is_none_or(|f| o.timeline.started >= f) => outcomes.push(o.as_ref()),
             Entry::Scenario(s) if from.is_none_or(|f| s.started >= f) => scenarios.push(s.as_ref()),
             _ => {}
         }
@@ -167,9 +132,7 @@ pub async fn history(global: &Global, args: HistoryArgs) -> anyhow::Result<i32> 
     let mut rows: Vec<Row> = outcomes
         .into_iter()
         .filter(|o| {
-            args.drill.as_ref().is_none_or(|d| {
-                &o.drill.name == d || o.scenario.as_ref().is_some_and(|s| &s.name == d)
-            })
+            args.drill.as_ref().is_none_or(|d| &o.drill.name == d || o.scenario.as_ref().is_some_and(|s| &s.name == d))
         })
         .map(row)
         .collect();
@@ -180,9 +143,7 @@ pub async fn history(global: &Global, args: HistoryArgs) -> anyhow::Result<i32> 
         eprintln!(
             "no runs recorded in {}{}",
             ledger.url(),
-            args.since
-                .map(|d| format!(" in the last {}", human(d)))
-                .unwrap_or_default()
+            args.since.map(|d| format!(" in the last {}", human(d))).unwrap_or_default()
         );
     }
     print_rows(&rows, args.output);

@@ -50,12 +50,7 @@ impl Global {
 
     pub fn ledger_url(&self) -> String {
         self.ledger.clone().unwrap_or_else(|| {
-            format!(
-                "file://{}",
-                std::path::absolute(self.data_dir().join("ledger"))
-                    .unwrap_or_default()
-                    .display()
-            )
+            format!("file://{}", std::path::absolute(self.data_dir().join("ledger")).unwrap_or_default().display())
         })
     }
 }
@@ -108,10 +103,7 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Runs the command; returns the process exit code.
@@ -137,42 +129,25 @@ pub async fn main(cli: Cli) -> anyhow::Result<i32> {
 
 /// The default spec paths: `drills/` and `scenarios/` where they exist.
 fn default_spec_paths() -> Vec<PathBuf> {
-    ["drills", "scenarios"]
-        .iter()
-        .map(PathBuf::from)
-        .filter(|p| p.is_dir())
-        .collect()
+    ["drills", "scenarios"].iter().map(PathBuf::from).filter(|p| p.is_dir()).collect()
 }
 
 fn validate(paths: Vec<PathBuf>, output: Format) -> i32 {
-    let paths = if paths.is_empty() {
-        default_spec_paths()
-    } else {
-        paths
-    };
+    let paths = if paths.is_empty() { default_spec_paths() } else { paths };
     match crate::spec::Catalog::load(&paths) {
         Ok(catalog) => {
             let rows: Vec<output::ValidRow> = catalog
                 .drills
                 .iter()
                 .map(|d| output::ValidRow::drill(d))
-                .chain(
-                    catalog
-                        .scenarios
-                        .iter()
-                        .map(|s| output::ValidRow::scenario(s)),
-                )
+                .chain(catalog.scenarios.iter().map(|s| output::ValidRow::scenario(s)))
                 .collect();
             output::print_rows(&rows, output);
             0
         }
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!(
-                "{} error{} found; nothing was run.",
-                errors.0.len(),
-                if errors.0.len() == 1 { "" } else { "s" }
-            );
+            eprintln!("{} error{} found; nothing was run.", errors.0.len(), if errors.0.len() == 1 { "" } else { "s" });
             2
         }
     }

@@ -42,10 +42,7 @@ pub fn print_rows<T: Tabular + Serialize>(rows: &[T], format: Format) {
 pub fn print_value<T: Serialize>(value: &T, format: Format) {
     match format {
         Format::Yaml => print!("{}", serde_saphyr::to_string(value).unwrap_or_default()),
-        _ => println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        ),
+        _ => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
     }
 }
 
@@ -69,11 +66,10 @@ impl ValidRow {
             name: d.name.clone(),
             runs: d.kind().to_string(),
             file: d.file.display().to_string(),
-            next_run: d.schedule.as_ref().and_then(|s| {
-                s.upcoming(crate::clock::Clock::system().now(), 1)
-                    .first()
-                    .copied()
-            }),
+            next_run: d
+                .schedule
+                .as_ref()
+                .and_then(|s| s.upcoming(crate::clock::Clock::system().now(), 1).first().copied()),
         }
     }
 
@@ -81,18 +77,12 @@ impl ValidRow {
         Self {
             kind: "Scenario",
             name: s.name.clone(),
-            runs: s
-                .steps
-                .iter()
-                .map(|st| st.drill.name.as_str())
-                .collect::<Vec<_>>()
-                .join(" → "),
+            runs: s.steps.iter().map(|st| st.drill.name.as_str()).collect::<Vec<_>>().join(" → "),
             file: s.file.display().to_string(),
-            next_run: s.schedule.as_ref().and_then(|sc| {
-                sc.upcoming(crate::clock::Clock::system().now(), 1)
-                    .first()
-                    .copied()
-            }),
+            next_run: s
+                .schedule
+                .as_ref()
+                .and_then(|sc| sc.upcoming(crate::clock::Clock::system().now(), 1).first().copied()),
         }
     }
 }
@@ -107,9 +97,7 @@ impl Tabular for ValidRow {
             self.name.clone(),
             self.runs.clone(),
             self.file.clone(),
-            self.next_run
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "-".into()),
+            self.next_run.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
         ]
     }
 }

@@ -48,30 +48,20 @@ fn load(args: &RunArgs) -> anyhow::Result<Target> {
         paths.extend(super::default_spec_paths());
     } else {
         paths.push(as_path.to_path_buf());
-        let sibling = as_path
-            .parent()
-            .and_then(Path::parent)
-            .map(|p| p.join("drills"));
-        paths.extend(
-            sibling
-                .into_iter()
-                .chain([PathBuf::from("drills")])
-                .filter(|p| p.is_dir()),
-        );
+        let sibling = as_path.parent().and_then(Path::parent).map(|p| p.join("drills"));
+        paths.extend(sibling.into_iter().chain([PathBuf::from("drills")]).filter(|p| p.is_dir()));
     }
     let catalog = Catalog::load(&paths).map_err(|e| anyhow::anyhow!("{e}\nnothing was run"))?;
     if by_name {
         return match (catalog.drill(&args.target), catalog.scenario(&args.target)) {
             (Some(d), None) => Ok(Target::Drill(d.clone())),
             (None, Some(s)) => Ok(Target::Scenario(s.clone())),
-            (Some(_), Some(_)) => anyhow::bail!(
-                "`{}` names both a drill and a scenario: give the file instead",
-                args.target
-            ),
-            (None, None) => anyhow::bail!(
-                "no drill or scenario file or name `{}` (looked in drills/ and scenarios/)",
-                args.target
-            ),
+            (Some(_), Some(_)) => {
+                anyhow::bail!("`{}` names both a drill and a scenario: give the file instead", args.target)
+            }
+            (None, None) => {
+                anyhow::bail!("no drill or scenario file or name `{}` (looked in drills/ and scenarios/)", args.target)
+            }
         };
     }
     let canonical = as_path.canonicalize()?;
@@ -100,25 +90,26 @@ fn progress(output: RunOutput) -> Arc<dyn Progress> {
 /// leaving the cleanup to the next run's janitor.
 fn handle_signals(abort: Abort) {
     tokio::spawn(async move {
+        use std::io::Write;
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
             return;
         };
         let mut seen = 0;
         loop {
             let name = tokio::select! { _ = term.recv() => "SIGTERM", _ = int.recv() => "SIGINT (Ctrl-C)" };
             seen += 1;
+            // Act first and write without panicking: stderr may be a pipe nobody reads any more.
             if seen > 1 {
-                eprintln!(
+                let _ = writeln!(
+                    std::io::stderr(),
                     "firedrill: {name} again: exiting now; the next run's janitor will finish the cleanup"
                 );
                 std::process::exit(130);
             }
-            eprintln!("firedrill: {name}: aborting, cleaning up (send it again to exit at once)");
             abort.trigger(format!("stopped by {name}"));
+            let _ =
+                writeln!(std::io::stderr(), "firedrill: {name}: aborting, cleaning up (send it again to exit at once)");
         }
     });
 }
@@ -143,24 +134,15 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<i32> {
         data_dir: data_dir.clone(),
         progress: progress(args.output),
         abort,
-        trigger: Trigger {
-            by: "cli".into(),
-            operator,
-        },
+        trigger: Trigger { by: "cli".into(), operator },
     };
     match ledger.flush_spool().await {
         Ok(0) => {}
-        Ok(n) => eprintln!(
-            "firedrill: appended {n} spooled record(s) to {}",
-            ledger.url()
-        ),
+        Ok(n) => eprintln!("firedrill: appended {n} spooled record(s) to {}", ledger.url()),
         Err(e) => eprintln!("firedrill: spooled records stay spooled: {e}"),
     }
     for cleaned in janitor::sweep(&runner).await {
-        eprintln!(
-            "firedrill: janitor: {} run {}: {}",
-            cleaned.drill.name, cleaned.run_id, cleaned.reason
-        );
+        eprintln!("firedrill: janitor: {} run {}: {}", cleaned.drill.name, cleaned.run_id, cleaned.reason);
         for action in &cleaned.cleanup.actions {
             eprintln!("  {action}");
         }
@@ -181,9 +163,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<i32> {
                     let runs: Vec<&Outcome> = result.runs.iter().map(|r| &r.outcome).collect();
                     println!(
                         "{}",
-                        serde_json::to_string_pretty(
-                            &serde_json::json!({"scenario": result.outcome, "runs": runs})
-                        )?
+                        serde_json::to_string_pretty(&serde_json::json!({"scenario": result.outcome, "runs": runs}))?
                     )
                 }
                 RunOutput::Text => {
@@ -194,10 +174,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<i32> {
                     let o = &result.outcome;
                     println!("scenario {}: {} — {}", o.name, o.verdict, o.reason);
                     for (i, s) in o.steps.iter().enumerate() {
-                        let v = s
-                            .verdict
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| "skipped".into());
+                        let v = s.verdict.map(|v| v.to_string()).unwrap_or_else(|| "skipped".into());
                         println!(
                             "  {}. {:<24} {:<8} {}",
                             i + 1,
@@ -230,28 +207,15 @@ async fn dry_run(target: &Target, data_dir: &Path, clock: Clock) -> anyhow::Resu
     };
     let mut code = 0;
     for plan in drills {
-        println!(
-            "drill {} ({}), from {}",
-            plan.name,
-            plan.kind(),
-            plan.file.display()
-        );
+        println!("drill {} ({}), from {}", plan.name, plan.kind(), plan.file.display());
         print!("{}", serde_saphyr::to_string(&*plan).unwrap_or_default());
         let mut drill = plan.params.instantiate();
         println!("would change:");
         for c in drill.planned_changes() {
             println!("  - {c}");
         }
-        let ctx = crate::engine::RunContext::new(
-            "dry-run".into(),
-            clock,
-            data_dir.to_path_buf(),
-            Arc::new(Quiet),
-        );
-        match clock
-            .timeout(plan.timeouts.preflight, drill.preflight(&ctx))
-            .await
-        {
+        let ctx = crate::engine::RunContext::new("dry-run".into(), clock, data_dir.to_path_buf(), Arc::new(Quiet));
+        match clock.timeout(plan.timeouts.preflight, drill.preflight(&ctx)).await {
             Ok(Ok(())) => println!("preflight: ok (nothing was changed)"),
             Ok(Err(e)) => {
                 println!("preflight: {e} (nothing was changed)");
@@ -275,9 +239,9 @@ pub fn recorded_text(recorded: &Result<Appended, String>) -> String {
         Ok(Appended::Chained { seq, sha256 }) => {
             format!("ledger record {seq} (sha256 {})", &sha256[..16])
         }
-        Ok(Appended::Spooled { cause }) => format!(
-            "spooled to local disk, the ledger was unreachable ({cause}); the next run appends it"
-        ),
+        Ok(Appended::Spooled { cause }) => {
+            format!("spooled to local disk, the ledger was unreachable ({cause}); the next run appends it")
+        }
         Err(e) => format!("NOT RECORDED: {e}"),
     }
 }
@@ -286,23 +250,13 @@ pub fn recorded_text(recorded: &Result<Appended, String>) -> String {
 pub fn outcome_text(o: &Outcome, recorded: &Result<Appended, String>) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{} ({}): {} — {}",
-        o.drill.name, o.drill.kind, o.verdict, o.reason
-    );
+    let _ = writeln!(s, "{} ({}): {} — {}", o.drill.name, o.drill.kind, o.verdict, o.reason);
     let _ = writeln!(s, "  run         {}", o.run_id);
     let phases: Vec<String> = o
         .timeline
         .phases
         .iter()
-        .map(|p| {
-            format!(
-                "{} {}",
-                p.phase,
-                p.ended.since(p.started).map(human).unwrap_or_default()
-            )
-        })
+        .map(|p| format!("{} {}", p.phase, p.ended.since(p.started).map(human).unwrap_or_default()))
         .collect();
     let _ = writeln!(s, "  phases      {}", phases.join(" | "));
     if let Some(t0) = o.timeline.t0 {
@@ -311,13 +265,7 @@ pub fn outcome_text(o: &Outcome, recorded: &Result<Appended, String>) -> String 
             .marks
             .iter()
             .filter(|m| m.at >= t0)
-            .map(|m| {
-                format!(
-                    "{} +{}",
-                    m.name,
-                    m.at.since(t0).map(human).unwrap_or_default()
-                )
-            })
+            .map(|m| format!("{} +{}", m.name, m.at.since(t0).map(human).unwrap_or_default()))
             .collect();
         if !marks.is_empty() {
             let _ = writeln!(s, "  after t0    {}", marks.join(", "));
@@ -326,12 +274,9 @@ pub fn outcome_text(o: &Outcome, recorded: &Result<Appended, String>) -> String 
     let figure = |name: &str, v: Option<std::time::Duration>| {
         let target = o.targets.iter().find(|t| t.figure == name);
         match (v, target) {
-            (Some(v), Some(t)) => format!(
-                "{} (target {}: {})",
-                human(v),
-                human(t.target_ms),
-                if t.met { "met" } else { "MISSED" }
-            ),
+            (Some(v), Some(t)) => {
+                format!("{} (target {}: {})", human(v), human(t.target_ms), if t.met { "met" } else { "MISSED" })
+            }
             (Some(v), None) => format!("{} (no target)", human(v)),
             (None, Some(t)) => format!("not measured (target {}: MISSED)", human(t.target_ms)),
             (None, None) => "not measured".into(),
@@ -355,10 +300,7 @@ pub fn outcome_text(o: &Outcome, recorded: &Result<Appended, String>) -> String 
     let cleanup = if o.cleanup.done {
         o.cleanup.actions.join("; ")
     } else {
-        format!(
-            "INCOMPLETE: {}",
-            o.cleanup.error.clone().unwrap_or_default()
-        )
+        format!("INCOMPLETE: {}", o.cleanup.error.clone().unwrap_or_default())
     };
     let _ = writeln!(s, "  cleanup     {cleanup}");
     let _ = writeln!(s, "  recorded    {}", recorded_text(recorded));

@@ -46,18 +46,11 @@ impl DrillParams {
 
 /// Validates the one drill block of a drill file.
 pub fn validate(v: &mut Validator, raw: &DrillFile) -> Option<DrillParams> {
-    let blocks = KINDS
-        .iter()
-        .map(|(_, block)| format!("`{block}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let blocks = KINDS.iter().map(|(_, block)| format!("`{block}`")).collect::<Vec<_>>().join(", ");
     match &raw.etcd_restore {
         Some(spec) => etcd_restore::validate(v, spec).map(DrillParams::EtcdRestore),
         None => {
-            v.error(
-                raw.kind.at(),
-                format!("a Drill needs one drill block saying what to drill: one of {blocks}"),
-            );
+            v.error(raw.kind.at(), format!("a Drill needs one drill block saying what to drill: one of {blocks}"));
             None
         }
     }
@@ -65,15 +58,11 @@ pub fn validate(v: &mut Validator, raw: &DrillFile) -> Option<DrillParams> {
 
 /// Removes what a run of drill type `kind` claimed. Idempotent: safe to run again, and after a
 /// crash at any point. Returns what it did, in words.
-pub async fn cleanup(
-    kind: &str,
-    claim: &Claim,
-    ctx: &RunContext,
-) -> Result<Vec<String>, DrillError> {
+pub async fn cleanup(kind: &str, claim: &Claim, ctx: &RunContext) -> Result<Vec<String>, DrillError> {
     match kind {
         etcd_restore::KIND => etcd_restore::cleanup(claim, ctx).await,
-        other => Err(DrillError::Error(format!(
-            "unknown drill type `{other}`: this firedrill cannot clean up after it"
-        ))),
+        other => {
+            Err(DrillError::Error(format!("unknown drill type `{other}`: this firedrill cannot clean up after it")))
+        }
     }
 }

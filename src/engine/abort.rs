@@ -28,11 +28,7 @@ impl Abort {
     }
 
     pub fn reason(&self) -> String {
-        self.reason
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| "aborted".into())
+        self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_else(|| "aborted".into())
     }
 
     /// Resolves when the run is aborted.

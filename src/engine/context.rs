@@ -36,19 +36,8 @@ pub struct Reported {
 }
 
 impl RunContext {
-    pub fn new(
-        run_id: String,
-        clock: Clock,
-        data_dir: PathBuf,
-        progress: Arc<dyn Progress>,
-    ) -> Self {
-        Self {
-            run_id,
-            clock,
-            data_dir,
-            progress,
-            state: Mutex::new(Reported::default()),
-        }
+    pub fn new(run_id: String, clock: Clock, data_dir: PathBuf, progress: Arc<dyn Progress>) -> Self {
+        Self { run_id, clock, data_dir, progress, state: Mutex::new(Reported::default()) }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Reported) -> R) -> R {
@@ -62,25 +51,15 @@ impl RunContext {
     /// Records a milestone (`snapshot-fetched`, `serving`) at this instant.
     pub fn mark(&self, name: &str) -> Timestamp {
         let at = self.clock.now();
-        self.with(|s| {
-            s.marks.push(Mark {
-                name: name.to_string(),
-                at,
-            })
-        });
+        self.with(|s| s.marks.push(Mark { name: name.to_string(), at }));
         self.progress.mark(name);
-        self.log(format!("{name}"));
+        self.log(name.to_string());
         at
     }
 
     /// Records the recovery point the drill found (the last one reported wins).
     pub fn recovery_point(&self, point: RecoveryPoint) {
-        self.log(format!(
-            "recovery point {} ({}, from {})",
-            point.at,
-            point.method.describe(),
-            point.source
-        ));
+        self.log(format!("recovery point {} ({}, from {})", point.at, point.method.describe(), point.source));
         self.with(|s| s.recovery_point = Some(point));
     }
 

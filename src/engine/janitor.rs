@@ -50,20 +50,11 @@ async fn clean(runner: &Runner, marker: Marker) -> Outcome {
         intent.run_id, intent.drill.name, intent.owner.pid, intent.owner.host
     ));
     let cleanup = runner::cleanup_report(
-        runner
-            .clock
-            .timeout(
-                CLEANUP_LIMIT,
-                crate::drills::cleanup(&intent.drill.kind, &intent.claim, &ctx),
-            )
-            .await,
+        runner.clock.timeout(CLEANUP_LIMIT, crate::drills::cleanup(&intent.drill.kind, &intent.claim, &ctx)).await,
     );
     let mut timeline = data.timeline.clone();
     timeline.ended = Some(runner.clock.now());
-    let phase = data
-        .phase
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "setup".into());
+    let phase = data.phase.map(|p| p.to_string()).unwrap_or_else(|| "setup".into());
     let reason = format!(
         "aborted during {phase}: the firedrill process (pid {} on {}) stopped without recording an outcome; the janitor cleaned up at {}",
         intent.owner.pid,
@@ -103,18 +94,12 @@ async fn clean(runner: &Runner, marker: Marker) -> Outcome {
         Ledger::open(&data.ledger, &runner.data_dir, runner.clock).map(Arc::new)
     };
     let recorded = match ledger {
-        Ok(l) => l
-            .append(&Entry::Outcome(Box::new(outcome.clone())))
-            .await
-            .map_err(|e| e.to_string()),
+        Ok(l) => l.append(&Entry::Outcome(Box::new(outcome.clone()))).await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     match recorded {
         Ok(_) => marker.remove(),
-        Err(e) => tracing::error!(
-            "janitor: the Aborted outcome of run {} could not be recorded: {e}",
-            intent.run_id
-        ),
+        Err(e) => tracing::error!("janitor: the Aborted outcome of run {} could not be recorded: {e}", intent.run_id),
     }
     outcome
 }

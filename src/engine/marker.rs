@@ -87,9 +87,7 @@ impl Marker {
     pub fn take(path: &Path) -> Option<Self> {
         let taken = path.with_extension(format!("janitor-{}", std::process::id()));
         fs::rename(path, &taken).ok()?;
-        let data = fs::read(&taken)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let data = fs::read(&taken).ok().and_then(|b| serde_json::from_slice(&b).ok());
         match data {
             Some(data) => Some(Self { path: taken, data }),
             None => {

@@ -76,11 +76,7 @@ pub trait Drill: Send {
 
     /// Removes what `claim` names; idempotent. Returns what it did, in words. Override only in
     /// tests: a real drill's cleanup must be the registered one, which the janitor also runs.
-    async fn cleanup(
-        &mut self,
-        claim: &Claim,
-        ctx: &RunContext,
-    ) -> Result<Vec<String>, DrillError> {
+    async fn cleanup(&mut self, claim: &Claim, ctx: &RunContext) -> Result<Vec<String>, DrillError> {
         crate::drills::cleanup(self.kind(), claim, ctx).await
     }
 }

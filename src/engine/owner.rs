@@ -13,9 +13,7 @@ pub enum Liveness {
 }
 
 fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
 }
 
 /// Field 22 of `/proc/<pid>/stat`: the start time in clock ticks since boot. The command name
@@ -27,9 +25,7 @@ fn start_ticks(pid: u32) -> Option<u64> {
 }
 
 pub fn hostname() -> String {
-    read("/proc/sys/kernel/hostname")
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
+    read("/proc/sys/kernel/hostname").or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "unknown".into())
 }
 
 /// This process.
@@ -67,33 +63,9 @@ mod tests {
         let me = current();
         assert!(me.start_ticks > 0);
         assert_eq!(liveness(&me), Liveness::Alive);
-        assert_eq!(
-            liveness(&Owner {
-                start_ticks: me.start_ticks + 1,
-                ..me.clone()
-            }),
-            Liveness::Dead
-        );
-        assert_eq!(
-            liveness(&Owner {
-                pid: u32::MAX - 1,
-                ..me.clone()
-            }),
-            Liveness::Dead
-        );
-        assert_eq!(
-            liveness(&Owner {
-                boot_id: "earlier-boot".into(),
-                ..me.clone()
-            }),
-            Liveness::Dead
-        );
-        assert_eq!(
-            liveness(&Owner {
-                host: "elsewhere".into(),
-                ..me
-            }),
-            Liveness::Unknown
-        );
+        assert_eq!(liveness(&Owner { start_ticks: me.start_ticks + 1, ..me.clone() }), Liveness::Dead);
+        assert_eq!(liveness(&Owner { pid: u32::MAX - 1, ..me.clone() }), Liveness::Dead);
+        assert_eq!(liveness(&Owner { boot_id: "earlier-boot".into(), ..me.clone() }), Liveness::Dead);
+        assert_eq!(liveness(&Owner { host: "elsewhere".into(), ..me }), Liveness::Unknown);
     }
 }

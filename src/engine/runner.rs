@@ -14,9 +14,7 @@ use tracing::Instrument;
 use super::marker::{Marker, MarkerData};
 use super::{Abort, Claim, Drill, DrillError, RunContext, owner};
 use crate::clock::Clock;
-use crate::ledger::record::{
-    CleanupReport, DrillRef, Entry, Intent, Outcome, ScenarioRef, Trigger,
-};
+use crate::ledger::record::{CleanupReport, DrillRef, Entry, Intent, Outcome, ScenarioRef, Trigger};
 use crate::ledger::{Appended, Ledger};
 use crate::measure::{self, Ending, Phase, PhaseSpan, Timeline, Verdict};
 use crate::plan::DrillPlan;
@@ -89,12 +87,7 @@ impl Run<'_> {
                 Err(elapsed) => Err(timed_out(phase, elapsed)),
             },
         };
-        self.timeline.phases.push(PhaseSpan {
-            phase,
-            started,
-            ended: r.clock.now(),
-            ok: result.is_ok(),
-        });
+        self.timeline.phases.push(PhaseSpan { phase, started, ended: r.clock.now(), ok: result.is_ok() });
         result
     }
 
@@ -105,10 +98,7 @@ impl Run<'_> {
         ctx: &RunContext,
         scenario: Option<&ScenarioRef>,
     ) -> Ending {
-        if let Err(e) = self
-            .phase(Phase::Preflight, plan, drill.preflight(ctx))
-            .await
-        {
+        if let Err(e) = self.phase(Phase::Preflight, plan, drill.preflight(ctx)).await {
             return e;
         }
         let claim = match drill.claim(ctx) {
@@ -116,10 +106,7 @@ impl Run<'_> {
             Err(e) => return ending_of(Phase::Setup, e),
         };
         if let Err(reason) = self.record_intent(plan, drill, ctx, scenario, claim).await {
-            return Ending::Error {
-                phase: Phase::Setup,
-                reason,
-            };
+            return Ending::Error { phase: Phase::Setup, reason };
         }
         if let Err(e) = self.phase(Phase::Setup, plan, drill.setup(ctx)).await {
             return e;
@@ -173,17 +160,10 @@ impl Run<'_> {
             )),
             Err(e) => return Err(format!("cannot record the intent, so nothing was changed: {e}")),
         }
-        let data = MarkerData {
-            intent,
-            ledger: r.ledger.url().to_string(),
-            phase: None,
-            timeline: self.timeline.clone(),
-        };
+        let data =
+            MarkerData { intent, ledger: r.ledger.url().to_string(), phase: None, timeline: self.timeline.clone() };
         let marker = Marker::create(&r.data_dir, data).map_err(|e| {
-            format!(
-                "cannot write the run marker in {}, so nothing was changed: {e}",
-                r.data_dir.display()
-            )
+            format!("cannot write the run marker in {}, so nothing was changed: {e}", r.data_dir.display())
         })?;
         self.marker = Some(marker);
         self.claim = Some(claim);
@@ -191,12 +171,7 @@ impl Run<'_> {
     }
 
     /// Cleanup: once anything was claimed, always; not abortable, only time-limited.
-    async fn cleanup(
-        &mut self,
-        plan: &DrillPlan,
-        drill: &mut dyn Drill,
-        ctx: &RunContext,
-    ) -> CleanupReport {
+    async fn cleanup(&mut self, plan: &DrillPlan, drill: &mut dyn Drill, ctx: &RunContext) -> CleanupReport {
         let Some(claim) = self.claim.clone() else {
             return CleanupReport {
                 done: true,
@@ -212,36 +187,17 @@ impl Run<'_> {
         let started = r.clock.now();
         let limit = plan.timeouts.cleanup;
         let report = cleanup_report(r.clock.timeout(limit, drill.cleanup(&claim, ctx)).await);
-        self.timeline.phases.push(PhaseSpan {
-            phase: Phase::Cleanup,
-            started,
-            ended: r.clock.now(),
-            ok: report.done,
-        });
+        self.timeline.phases.push(PhaseSpan { phase: Phase::Cleanup, started, ended: r.clock.now(), ok: report.done });
         report
     }
 }
 
 /// What a cleanup that ran under a time limit did.
-pub fn cleanup_report(
-    result: Result<Result<Vec<String>, DrillError>, crate::clock::Elapsed>,
-) -> CleanupReport {
+pub fn cleanup_report(result: Result<Result<Vec<String>, DrillError>, crate::clock::Elapsed>) -> CleanupReport {
     match result {
-        Ok(Ok(actions)) => CleanupReport {
-            done: true,
-            actions,
-            error: None,
-        },
-        Ok(Err(e)) => CleanupReport {
-            done: false,
-            actions: vec![],
-            error: Some(e.to_string()),
-        },
-        Err(elapsed) => CleanupReport {
-            done: false,
-            actions: vec![],
-            error: Some(format!("cleanup {elapsed}")),
-        },
+        Ok(Ok(actions)) => CleanupReport { done: true, actions, error: None },
+        Ok(Err(e)) => CleanupReport { done: false, actions: vec![], error: Some(e.to_string()) },
+        Err(elapsed) => CleanupReport { done: false, actions: vec![], error: Some(format!("cleanup {elapsed}")) },
     }
 }
 
@@ -253,26 +209,18 @@ fn timed_out(phase: Phase, elapsed: crate::clock::Elapsed) -> Ending {
                 "recovery did not complete: {phase} {elapsed} (raise timeouts.{phase} if that is expected)"
             ),
         },
-        _ => Ending::Error {
-            phase,
-            reason: format!("{phase} {elapsed} (raise timeouts.{phase} if that is expected)"),
-        },
+        _ => Ending::Error { phase, reason: format!("{phase} {elapsed} (raise timeouts.{phase} if that is expected)") },
     }
 }
 
 pub fn drill_ref(plan: &DrillPlan) -> DrillRef {
-    DrillRef {
-        name: plan.name.clone(),
-        kind: plan.kind().to_string(),
-        spec_sha256: plan.spec_sha256.clone(),
-    }
+    DrillRef { name: plan.name.clone(), kind: plan.kind().to_string(), spec_sha256: plan.spec_sha256.clone() }
 }
 
 impl Runner {
     /// Runs `plan` with its registered drill.
     pub async fn run(&self, plan: &DrillPlan, scenario: Option<&ScenarioRef>) -> RunResult {
-        self.run_with(plan, plan.params.instantiate(), scenario)
-            .await
+        self.run_with(plan, plan.params.instantiate(), scenario).await
     }
 
     /// Runs `plan` with the given drill implementation.
@@ -283,41 +231,18 @@ impl Runner {
         scenario: Option<&ScenarioRef>,
     ) -> RunResult {
         let run_id = new_run_id();
-        let span =
-            tracing::info_span!("run", drill = %plan.name, kind = plan.kind(), run_id = %run_id);
+        let span = tracing::info_span!("run", drill = %plan.name, kind = plan.kind(), run_id = %run_id);
         async move {
-            let ctx = RunContext::new(
-                run_id.clone(),
-                self.clock,
-                self.data_dir.clone(),
-                self.progress.clone(),
-            );
+            let ctx = RunContext::new(run_id.clone(), self.clock, self.data_dir.clone(), self.progress.clone());
             self.progress.run_started(&plan.name, &run_id);
-            let mut run = Run {
-                runner: self,
-                timeline: Timeline::new(self.clock.now()),
-                marker: None,
-                claim: None,
-            };
+            let mut run = Run { runner: self, timeline: Timeline::new(self.clock.now()), marker: None, claim: None };
             let ending = run.drive(plan, drill.as_mut(), &ctx, scenario).await;
             let cleanup = run.cleanup(plan, drill.as_mut(), &ctx).await;
             run.timeline.ended = Some(self.clock.now());
-            let outcome = outcome(
-                plan,
-                &ctx,
-                run.timeline,
-                ending,
-                cleanup,
-                self.trigger.clone(),
-                scenario.cloned(),
-            );
-            self.progress
-                .run_finished(&plan.name, outcome.verdict, &outcome.reason);
-            let recorded = self
-                .ledger
-                .append(&Entry::Outcome(Box::new(outcome.clone())))
-                .await
-                .map_err(|e| e.to_string());
+            let outcome = outcome(plan, &ctx, run.timeline, ending, cleanup, self.trigger.clone(), scenario.cloned());
+            self.progress.run_finished(&plan.name, outcome.verdict, &outcome.reason);
+            let recorded =
+                self.ledger.append(&Entry::Outcome(Box::new(outcome.clone()))).await.map_err(|e| e.to_string());
             match &recorded {
                 Ok(_) => {
                     if let Some(m) = run.marker {
@@ -388,11 +313,7 @@ pub fn outcome(
         checks,
         details: reported.details,
         warnings,
-        errors: if decision.verdict == Verdict::Passed {
-            Vec::new()
-        } else {
-            decision.reasons
-        },
+        errors: if decision.verdict == Verdict::Passed { Vec::new() } else { decision.reasons },
         cleanup,
         log: reported.log.into_iter().collect(),
     }
@@ -407,11 +328,7 @@ fn summary(
     for (name, value) in [("rto", rto), ("rpo", rpo)] {
         match (value, targets.iter().find(|t| t.figure == name)) {
             (_, Some(t)) => parts.push(t.explain()),
-            (Some(v), None) => parts.push(format!(
-                "{} {} (no target)",
-                name.to_uppercase(),
-                measure::human(v)
-            )),
+            (Some(v), None) => parts.push(format!("{} {} (no target)", name.to_uppercase(), measure::human(v))),
             (None, None) => {}
         }
     }
@@ -420,10 +337,5 @@ fn summary(
 
 /// Builds the marker-less context the janitor uses to clean up after a dead run.
 pub fn janitor_context(runner: &Runner, run_id: &str) -> RunContext {
-    RunContext::new(
-        run_id.to_string(),
-        runner.clock,
-        runner.data_dir.clone(),
-        runner.progress.clone(),
-    )
+    RunContext::new(run_id.to_string(), runner.clock, runner.data_dir.clone(), runner.progress.clone())
 }

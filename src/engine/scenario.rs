@@ -28,10 +28,7 @@ pub async fn run_with(
 ) -> ScenarioResult {
     let run_id = new_run_id();
     let started = runner.clock.now();
-    let scenario = ScenarioRef {
-        name: plan.name.clone(),
-        run_id: run_id.clone(),
-    };
+    let scenario = ScenarioRef { name: plan.name.clone(), run_id: run_id.clone() };
     let mut steps = Vec::new();
     let mut runs = Vec::new();
     let mut stop = false;
@@ -45,9 +42,7 @@ pub async fn run_with(
             rpo_ms: None,
         };
         if !stop && !runner.abort.is_triggered() {
-            let run = runner
-                .run_with(&step.drill, make(&step.drill), Some(&scenario))
-                .await;
+            let run = runner.run_with(&step.drill, make(&step.drill), Some(&scenario)).await;
             let o = &run.outcome;
             result.run_id = Some(o.run_id.clone());
             result.verdict = Some(o.verdict);
@@ -59,10 +54,7 @@ pub async fn run_with(
         steps.push(result);
     }
     let decision = measure::scenario_verdict(
-        &steps
-            .iter()
-            .map(|s| (s.drill.as_str(), s.required, s.verdict))
-            .collect::<Vec<_>>(),
+        &steps.iter().map(|s| (s.drill.as_str(), s.required, s.verdict)).collect::<Vec<_>>(),
         plan.min_passed,
     );
     let outcome = ScenarioOutcome {
@@ -75,21 +67,9 @@ pub async fn run_with(
         started,
         ended: runner.clock.now(),
         verdict: decision.verdict,
-        reason: decision
-            .reasons
-            .first()
-            .cloned()
-            .unwrap_or_else(|| format!("all {} steps passed", steps.len())),
+        reason: decision.reasons.first().cloned().unwrap_or_else(|| format!("all {} steps passed", steps.len())),
         steps,
     };
-    let recorded = runner
-        .ledger
-        .append(&Entry::Scenario(Box::new(outcome.clone())))
-        .await
-        .map_err(|e| e.to_string());
-    ScenarioResult {
-        outcome,
-        runs,
-        recorded,
-    }
+    let recorded = runner.ledger.append(&Entry::Scenario(Box::new(outcome.clone()))).await.map_err(|e| e.to_string());
+    ScenarioResult { outcome, runs, recorded }
 }

@@ -1,4 +1,4 @@
-//! A member's JSON gateway (`POST /v3/kv/range`, `GET /health`), over reqwest.
+//! A scratch member's JSON gateway (`POST /v3/kv/range`, `GET /health`), over reqwest.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Endpoint, EtcdError};
+use super::EtcdError;
 
 /// A client for one member.
 #[derive(Debug, Clone)]
@@ -60,61 +60,26 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 impl Gateway {
-    pub fn new(endpoint: &Endpoint) -> Result<Self, EtcdError> {
-        let fail = |message: String| EtcdError::Endpoint {
-            endpoint: endpoint.url.clone(),
-            message,
-        };
-        let mut builder = reqwest::Client::builder()
+    /// A client for the member at `url` (plain HTTP: the scratch members firedrill starts on
+    /// loopback). No root certificates are loaded: tens of milliseconds that would otherwise
+    /// land in a measured RTO.
+    pub fn new(url: &str) -> Result<Self, EtcdError> {
+        let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30));
-        if endpoint.url.starts_with("http://") {
-            // No TLS: skip loading the platform's root certificates (tens of milliseconds that
-            // would otherwise land in a measured RTO).
-            builder = builder.tls_certs_only(Vec::new());
-        }
-        if let Some(tls) = &endpoint.tls {
-            if let Some(ca) = &tls.ca_file {
-                let pem = std::fs::read(ca)
-                    .map_err(|e| fail(format!("cannot read CA file {}: {e}", ca.display())))?;
-                let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|e| fail(format!("CA file {}: {e}", ca.display())))?;
-                builder = builder.tls_certs_only(certs);
-            }
-            if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-                let mut pem = std::fs::read(cert)
-                    .map_err(|e| fail(format!("cannot read {}: {e}", cert.display())))?;
-                pem.extend(
-                    std::fs::read(key)
-                        .map_err(|e| fail(format!("cannot read {}: {e}", key.display())))?,
-                );
-                let id = reqwest::Identity::from_pem(&pem)
-                    .map_err(|e| fail(format!("client certificate: {e}")))?;
-                builder = builder.identity(id);
-            }
-        }
-        let http = builder.build().map_err(|e| fail(e.to_string()))?;
-        Ok(Self {
-            http,
-            base: endpoint.url.trim_end_matches('/').to_string(),
-        })
+            .timeout(Duration::from_secs(30))
+            .tls_certs_only(Vec::new())
+            .build()
+            .map_err(|e| EtcdError::Endpoint { endpoint: url.to_string(), message: e.to_string() })?;
+        Ok(Self { http, base: url.trim_end_matches('/').to_string() })
     }
 
     fn error(&self, message: impl Into<String>) -> EtcdError {
-        EtcdError::Endpoint {
-            endpoint: self.base.clone(),
-            message: message.into(),
-        }
+        EtcdError::Endpoint { endpoint: self.base.clone(), message: message.into() }
     }
 
     /// `true` when the member reports itself healthy.
     pub async fn healthy(&self) -> bool {
-        let Ok(resp) = self
-            .http
-            .get(format!("{}/health", self.base))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
+        let Ok(resp) = self.http.get(format!("{}/health", self.base)).timeout(Duration::from_secs(2)).send().await
         else {
             return false;
         };
@@ -135,23 +100,17 @@ impl Gateway {
         if !status.is_success() {
             return Err(self.error(format!("range request: HTTP {status}: {}", text.trim())));
         }
-        serde_json::from_str(&text)
-            .map_err(|e| self.error(format!("range response `{}`: {e}", text.trim())))
+        serde_json::from_str(&text).map_err(|e| self.error(format!("range response `{}`: {e}", text.trim())))
     }
 
     /// The number of keys under `prefix` (every key for `None`) at `revision` (the latest for
     /// `None`), and the member's current revision.
-    pub async fn count(
-        &self,
-        prefix: Option<&[u8]>,
-        revision: Option<i64>,
-    ) -> Result<(i64, i64), EtcdError> {
+    pub async fn count(&self, prefix: Option<&[u8]>, revision: Option<i64>) -> Result<(i64, i64), EtcdError> {
         let (key, end) = match prefix {
             Some(p) if !p.is_empty() => (p.to_vec(), prefix_end(p)),
             _ => (vec![0], vec![0]),
         };
-        let mut body =
-            json!({"key": B64.encode(key), "range_end": B64.encode(end), "count_only": true});
+        let mut body = json!({"key": B64.encode(key), "range_end": B64.encode(end), "count_only": true});
         if let Some(rev) = revision {
             body["revision"] = json!(rev);
         }
@@ -164,10 +123,9 @@ impl Gateway {
         let r = self.range(json!({"key": B64.encode(key)})).await?;
         match r.kvs.first() {
             None => Ok(None),
-            Some(kv) => B64
-                .decode(&kv.value)
-                .map(Some)
-                .map_err(|e| self.error(format!("value of a key is not base64: {e}"))),
+            Some(kv) => {
+                B64.decode(&kv.value).map(Some).map_err(|e| self.error(format!("value of a key is not base64: {e}")))
+            }
         }
     }
 }

@@ -24,8 +24,7 @@ const HASH_LEN: u64 = 32;
 /// Checks `path`. `allow_missing_hash` accepts a raw bbolt copy without the trailer.
 /// `Err` says, for a person, what is wrong with the file.
 pub fn check(path: &Path, allow_missing_hash: bool) -> Result<Integrity, String> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let size = file.metadata().map_err(|e| e.to_string())?.len();
     let has_hash = size % BLOCK == HASH_LEN && size > HASH_LEN;
     if size == 0 {
@@ -48,16 +47,14 @@ pub fn check(path: &Path, allow_missing_hash: bool) -> Result<Integrity, String>
     let mut buf = vec![0u8; 1 << 20];
     while remaining > 0 {
         let want = remaining.min(buf.len() as u64) as usize;
-        file.read_exact(&mut buf[..want])
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        file.read_exact(&mut buf[..want]).map_err(|e| format!("reading {}: {e}", path.display()))?;
         db_hash.update(&buf[..want]);
         file_hash.update(&buf[..want]);
         remaining -= want as u64;
     }
     let mut trailer = [0u8; HASH_LEN as usize];
     if has_hash {
-        file.read_exact(&mut trailer)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        file.read_exact(&mut trailer).map_err(|e| format!("reading {}: {e}", path.display()))?;
         file_hash.update(trailer);
         let computed: [u8; 32] = db_hash.finalize().into();
         if computed != trailer {
@@ -68,11 +65,7 @@ pub fn check(path: &Path, allow_missing_hash: bool) -> Result<Integrity, String>
             ));
         }
     }
-    Ok(Integrity {
-        size_bytes: size,
-        file_sha256: hex::encode(file_hash.finalize()),
-        hash_verified: has_hash,
-    })
+    Ok(Integrity { size_bytes: size, file_sha256: hex::encode(file_hash.finalize()), hash_verified: has_hash })
 }
 
 #[cfg(test)]
@@ -97,11 +90,7 @@ mod tests {
         let i = check(write(&bytes).path(), false).unwrap();
         assert_eq!(
             i,
-            Integrity {
-                size_bytes: 1056,
-                file_sha256: hex::encode(Sha256::digest(&bytes)),
-                hash_verified: true
-            }
+            Integrity { size_bytes: 1056, file_sha256: hex::encode(Sha256::digest(&bytes)), hash_verified: true }
         );
     }
 
@@ -110,10 +99,7 @@ mod tests {
         let mut bytes = saved(&[7u8; 1024]);
         bytes[100] ^= 1;
         let e = check(write(&bytes).path(), false).unwrap_err();
-        assert!(
-            e.starts_with("the snapshot is corrupted: its embedded SHA-256 is"),
-            "{e}"
-        );
+        assert!(e.starts_with("the snapshot is corrupted: its embedded SHA-256 is"), "{e}");
     }
 
     #[test]
@@ -121,21 +107,13 @@ mod tests {
         let bytes = saved(&[7u8; 1024]);
         let e = check(write(&bytes[..700]).path(), false).unwrap_err();
         assert!(e.contains("truncated"), "{e}");
-        assert!(
-            check(write(b"").path(), false)
-                .unwrap_err()
-                .contains("empty")
-        );
+        assert!(check(write(b"").path(), false).unwrap_err().contains("empty"));
     }
 
     #[test]
     fn a_raw_database_needs_permission() {
         let f = write(&[7u8; 1024]);
-        assert!(
-            check(f.path(), false)
-                .unwrap_err()
-                .contains("allowMissingHash")
-        );
+        assert!(check(f.path(), false).unwrap_err().contains("allowMissingHash"));
         assert!(!check(f.path(), true).unwrap().hash_verified);
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+use super::EtcdError;
 use super::tools::Tools;
-use super::{Endpoint, EtcdError};
 
 /// A running member that firedrill started.
 #[derive(Debug)]
@@ -25,11 +25,7 @@ pub struct Member {
 /// Two free loopback ports (client, peer). Another process may take one before etcd binds it;
 /// the member then fails to start and says so in its log.
 pub fn free_ports() -> Result<(u16, u16), EtcdError> {
-    let bind = || {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-    };
+    let bind = || TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
     let a = bind().map_err(|e| EtcdError::Io(format!("no free loopback port: {e}")))?;
     let mut b = bind().map_err(|e| EtcdError::Io(format!("no free loopback port: {e}")))?;
     while b == a {
@@ -73,9 +69,7 @@ impl Member {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| EtcdError::Io(format!("cannot start {}: {e}", tools.etcd.display())))?;
+        let child = cmd.spawn().map_err(|e| EtcdError::Io(format!("cannot start {}: {e}", tools.etcd.display())))?;
         Ok(Self {
             child,
             name: name.to_string(),
@@ -86,13 +80,6 @@ impl Member {
         })
     }
 
-    pub fn endpoint(&self) -> Endpoint {
-        Endpoint {
-            url: self.client_url.clone(),
-            tls: None,
-        }
-    }
-
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
@@ -100,10 +87,7 @@ impl Member {
     /// `Some(why)` when the process has exited.
     pub fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
-            Ok(Some(status)) => Some(format!(
-                "etcd exited ({status}); last log lines: {}",
-                log_tail(&self.log_file)
-            )),
+            Ok(Some(status)) => Some(format!("etcd exited ({status}); last log lines: {}", log_tail(&self.log_file))),
             Ok(None) => None,
             Err(e) => Some(e.to_string()),
         }
@@ -129,13 +113,8 @@ pub fn processes_using(data_dir: &Path) -> Vec<u32> {
             let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
                 return false;
             };
-            let args: Vec<String> = raw
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            let is_etcd = args
-                .first()
-                .is_some_and(|a| Path::new(a).file_name().is_some_and(|n| n == "etcd"));
+            let args: Vec<String> = raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            let is_etcd = args.first().is_some_and(|a| Path::new(a).file_name().is_some_and(|n| n == "etcd"));
             is_etcd
                 && args.iter().enumerate().any(|(i, a)| {
                     a.strip_prefix("--data-dir=").is_some_and(|d| d == want)
@@ -169,11 +148,7 @@ pub async fn stop_all(data_dir: &Path, grace: Duration) -> Vec<u32> {
 /// Running, and not a zombie waiting to be reaped.
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next())
-                != Some("Z")
-        }
+        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) != Some("Z"),
         Err(_) => false,
     }
 }

@@ -65,25 +65,14 @@ pub enum SnapshotStoreError {
 }
 
 fn store_error(loc: &Location) -> impl Fn(object_store::Error) -> SnapshotStoreError + '_ {
-    move |source| SnapshotStoreError::Store {
-        url: loc.url.clone(),
-        source,
-    }
+    move |source| SnapshotStoreError::Store { url: loc.url.clone(), source }
 }
 
 /// The newest object under `loc` whose file name matches `pattern` (by last-modified time), and
 /// its metadata when there is some.
-pub async fn newest(
-    loc: &Location,
-    pattern: &glob::Pattern,
-) -> Result<Option<Found>, SnapshotStoreError> {
+pub async fn newest(loc: &Location, pattern: &glob::Pattern) -> Result<Option<Found>, SnapshotStoreError> {
     let prefix = (!loc.prefix.as_ref().is_empty()).then_some(&loc.prefix);
-    let objects: Vec<ObjectMeta> = loc
-        .store
-        .list(prefix)
-        .try_collect()
-        .await
-        .map_err(store_error(loc))?;
+    let objects: Vec<ObjectMeta> = loc.store.list(prefix).try_collect().await.map_err(store_error(loc))?;
     let best = objects
         .into_iter()
         .filter(|o| {
@@ -96,29 +85,18 @@ pub async fn newest(
     let meta = match loc.store.get(&meta_key).await {
         Ok(r) => {
             let bytes = r.bytes().await.map_err(store_error(loc))?;
-            serde_json::from_slice::<SnapshotMeta>(&bytes)
-                .ok()
-                .filter(|m| m.format == META_FORMAT)
+            serde_json::from_slice::<SnapshotMeta>(&bytes).ok().filter(|m| m.format == META_FORMAT)
         }
         Err(object_store::Error::NotFound { .. }) => None,
         Err(e) => return Err(store_error(loc)(e)),
     };
-    Ok(Some(Found {
-        key: object.location.clone(),
-        object,
-        meta,
-    }))
+    Ok(Some(Found { key: object.location.clone(), object, meta }))
 }
 
 /// Streams `key` into the local file `dest`; returns the bytes written.
 pub async fn download(loc: &Location, key: &Key, dest: &Path) -> Result<u64, SnapshotStoreError> {
     let io = |e: std::io::Error| SnapshotStoreError::Io(format!("writing {}: {e}", dest.display()));
-    let mut stream = loc
-        .store
-        .get(key)
-        .await
-        .map_err(store_error(loc))?
-        .into_stream();
+    let mut stream = loc.store.get(key).await.map_err(store_error(loc))?.into_stream();
     let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
     let mut written = 0u64;
     while let Some(chunk) = stream.try_next().await.map_err(store_error(loc))? {
@@ -131,20 +109,11 @@ pub async fn download(loc: &Location, key: &Key, dest: &Path) -> Result<u64, Sna
 
 /// Uploads the snapshot file (multipart, so size is no limit), then its metadata. A snapshot
 /// without metadata is therefore either foreign or an upload that did not finish.
-pub async fn upload(
-    loc: &Location,
-    name: &str,
-    file: &Path,
-    meta: &SnapshotMeta,
-) -> Result<Key, SnapshotStoreError> {
+pub async fn upload(loc: &Location, name: &str, file: &Path, meta: &SnapshotMeta) -> Result<Key, SnapshotStoreError> {
     use tokio::io::AsyncReadExt;
     let key = loc.key(name);
     let io = |e: std::io::Error| SnapshotStoreError::Io(format!("reading {}: {e}", file.display()));
-    let upload = loc
-        .store
-        .put_multipart(&key)
-        .await
-        .map_err(store_error(loc))?;
+    let upload = loc.store.put_multipart(&key).await.map_err(store_error(loc))?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
     let mut f = tokio::fs::File::open(file).await.map_err(io)?;
     let mut buf = vec![0u8; 1 << 20];
@@ -153,19 +122,12 @@ pub async fn upload(
         if n == 0 {
             break;
         }
-        writer
-            .wait_for_capacity(4)
-            .await
-            .map_err(store_error(loc))?;
+        writer.wait_for_capacity(4).await.map_err(store_error(loc))?;
         writer.write(&buf[..n]);
     }
     writer.finish().await.map_err(store_error(loc))?;
     let meta_key = loc.key(&format!("{name}{META_SUFFIX}"));
-    let body =
-        serde_json::to_vec_pretty(meta).map_err(|e| SnapshotStoreError::Io(e.to_string()))?;
-    loc.store
-        .put(&meta_key, PutPayload::from(body))
-        .await
-        .map_err(store_error(loc))?;
+    let body = serde_json::to_vec_pretty(meta).map_err(|e| SnapshotStoreError::Io(e.to_string()))?;
+    loc.store.put(&meta_key, PutPayload::from(body)).await.map_err(store_error(loc))?;
     Ok(key)
 }

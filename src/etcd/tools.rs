@@ -45,22 +45,14 @@ pub struct SnapshotStatus {
 /// Finds `name` on PATH.
 pub fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 fn locate(given: Option<&PathBuf>, name: &str) -> Result<PathBuf, EtcdError> {
     match given {
         Some(p) if p.is_file() => Ok(p.clone()),
-        Some(p) => Err(EtcdError::ToolMissing {
-            tool: name.into(),
-            looked: format!("at {}", p.display()),
-        }),
-        None => on_path(name).ok_or_else(|| EtcdError::ToolMissing {
-            tool: name.into(),
-            looked: "on PATH".into(),
-        }),
+        Some(p) => Err(EtcdError::ToolMissing { tool: name.into(), looked: format!("at {}", p.display()) }),
+        None => on_path(name).ok_or_else(|| EtcdError::ToolMissing { tool: name.into(), looked: "on PATH".into() }),
     }
 }
 
@@ -92,22 +84,12 @@ impl Tools {
 
     /// `etcdutl` or `etcdctl`, for records.
     pub fn layout(&self) -> &'static str {
-        if self.etcdutl.is_some() {
-            "etcdutl (etcd 3.5+)"
-        } else {
-            "etcdctl (etcd 3.4)"
-        }
+        if self.etcdutl.is_some() { "etcdutl (etcd 3.5+)" } else { "etcdctl (etcd 3.4)" }
     }
 
     async fn run(&self, program: &Path, args: &[String]) -> Result<Vec<u8>, EtcdError> {
-        let command = format!(
-            "{} {}",
-            program
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default(),
-            args.join(" ")
-        );
+        let command =
+            format!("{} {}", program.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), args.join(" "));
         let out = Command::new(program)
             .args(args)
             .env("ETCDCTL_API", "3")
@@ -115,10 +97,7 @@ impl Tools {
             .kill_on_drop(true)
             .output()
             .await
-            .map_err(|e| EtcdError::Tool {
-                command: command.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| EtcdError::Tool { command: command.clone(), message: e.to_string() })?;
         if out.status.success() {
             Ok(out.stdout)
         } else {
@@ -126,10 +105,7 @@ impl Tools {
             if message.is_empty() {
                 message = tail(&out.stdout);
             }
-            Err(EtcdError::Tool {
-                command,
-                message: format!("{} ({})", message, out.status),
-            })
+            Err(EtcdError::Tool { command, message: format!("{} ({})", message, out.status) })
         }
     }
 
@@ -140,40 +116,60 @@ impl Tools {
         text.lines().next()?.rsplit(' ').next().map(str::to_string)
     }
 
-    /// `etcdctl snapshot save` from `endpoint` into `file`.
-    pub async fn snapshot_save(&self, endpoint: &Endpoint, file: &Path) -> Result<(), EtcdError> {
+    /// etcdctl's flags for reaching `endpoint`.
+    fn endpoint_args(endpoint: &Endpoint) -> Vec<String> {
         let mut args = vec![format!("--endpoints={}", endpoint.url)];
         if let Some(tls) = &endpoint.tls {
-            for (flag, path) in [
-                ("--cacert", &tls.ca_file),
-                ("--cert", &tls.cert_file),
-                ("--key", &tls.key_file),
-            ] {
+            for (flag, path) in [("--cacert", &tls.ca_file), ("--cert", &tls.cert_file), ("--key", &tls.key_file)] {
                 if let Some(p) = path {
                     args.push(format!("{flag}={}", p.display()));
                 }
             }
         }
+        args
+    }
+
+    /// `etcdctl snapshot save` from `endpoint` into `file`.
+    pub async fn snapshot_save(&self, endpoint: &Endpoint, file: &Path) -> Result<(), EtcdError> {
+        let mut args = Self::endpoint_args(endpoint);
         args.extend(["snapshot".into(), "save".into(), file.display().to_string()]);
         self.run(&self.etcdctl, &args).await.map(drop)
     }
 
+    /// The number of keys on a live member at `revision` (the latest for `None`), and the
+    /// member's current revision. Uses etcdctl rather than the JSON gateway, which production
+    /// members may have disabled or may refuse behind client-certificate auth.
+    pub async fn count(&self, endpoint: &Endpoint, revision: Option<i64>) -> Result<(i64, i64), EtcdError> {
+        #[derive(Deserialize)]
+        struct Get {
+            header: GetHeader,
+            #[serde(default)]
+            count: i64,
+        }
+        #[derive(Deserialize)]
+        struct GetHeader {
+            revision: i64,
+        }
+        let mut args = Self::endpoint_args(endpoint);
+        args.extend(["get", "", "--prefix", "--keys-only", "--limit=1", "-w", "json"].map(String::from));
+        if let Some(rev) = revision {
+            args.push(format!("--rev={rev}"));
+        }
+        let out = self.run(&self.etcdctl, &args).await?;
+        let get: Get = serde_json::from_slice(&out).map_err(|e| EtcdError::Tool {
+            command: "etcdctl get".into(),
+            message: format!("unexpected output `{}`: {e}", String::from_utf8_lossy(&out).trim()),
+        })?;
+        Ok((get.count, get.header.revision))
+    }
+
     /// `snapshot status -w json`: bbolt's own integrity check, and the revision and counts.
     pub async fn snapshot_status(&self, file: &Path) -> Result<SnapshotStatus, EtcdError> {
-        let args = vec![
-            "snapshot".into(),
-            "status".into(),
-            file.display().to_string(),
-            "-w".into(),
-            "json".into(),
-        ];
+        let args = vec!["snapshot".into(), "status".into(), file.display().to_string(), "-w".into(), "json".into()];
         let out = self.run(self.offline(), &args).await?;
         let text = String::from_utf8_lossy(&out);
         // etcdctl 3.5 prints a deprecation line before the JSON.
-        let json = text
-            .lines()
-            .find(|l| l.trim_start().starts_with('{'))
-            .unwrap_or_default();
+        let json = text.lines().find(|l| l.trim_start().starts_with('{')).unwrap_or_default();
         serde_json::from_str(json).map_err(|e| EtcdError::Tool {
             command: "snapshot status".into(),
             message: format!("unexpected output `{}`: {e}", text.trim()),

@@ -41,11 +41,7 @@ pub enum LedgerError {
     /// Neither the store nor the local spool could take a record: it is lost unless the caller
     /// keeps it.
     #[error("ledger {url} unreachable ({store}) and the spool failed too: {spool}")]
-    Unrecorded {
-        url: String,
-        store: String,
-        spool: String,
-    },
+    Unrecorded { url: String, store: String, spool: String },
     /// The spool directory could not be read or written.
     #[error("spool {0}")]
     Spool(String),
@@ -98,13 +94,7 @@ impl Ledger {
     ) -> Result<Self, LedgerError> {
         let loc = store::open_with(url, Profile::Records, s3_options)?;
         let spool = Spool::new(data_dir, &loc.url);
-        Ok(Self {
-            loc,
-            spool,
-            clock,
-            tip: Mutex::new(None),
-            flushing: Mutex::new(()),
-        })
+        Ok(Self { loc, spool, clock, tip: Mutex::new(None), flushing: Mutex::new(()) })
     }
 
     pub fn url(&self) -> &str {
@@ -116,10 +106,7 @@ impl Ledger {
     }
 
     fn store_error(&self, source: object_store::Error) -> LedgerError {
-        LedgerError::Store {
-            url: self.loc.url.clone(),
-            source,
-        }
+        LedgerError::Store { url: self.loc.url.clone(), source }
     }
 
     /// Appends `entry`: to the chain, or to the spool when the store fails. Entries spooled
@@ -182,28 +169,11 @@ impl Ledger {
                 Some((s, h)) => (s + 1, h.clone()),
                 None => (0, GENESIS.to_string()),
             };
-            let record = Record {
-                seq,
-                prev,
-                appended_at: self.clock.now(),
-                entry: entry.clone(),
-            };
+            let record = Record { seq, prev, appended_at: self.clock.now(), entry: entry.clone() };
             let bytes = record.canonical();
             let sha256 = sha256_hex(&bytes);
-            let create = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            match self
-                .loc
-                .store
-                .put_opts(
-                    &self.loc.key(&record_name(seq)),
-                    PutPayload::from(bytes),
-                    create,
-                )
-                .await
-            {
+            let create = PutOptions { mode: PutMode::Create, ..Default::default() };
+            match self.loc.store.put_opts(&self.loc.key(&record_name(seq)), PutPayload::from(bytes), create).await {
                 Ok(_) => {
                     *tip = Some(Some((seq, sha256.clone())));
                     self.write_head(seq, &sha256).await;
@@ -224,27 +194,15 @@ impl Ledger {
     /// The head anchor is advisory for appends (they re-check it) and the tail check for
     /// `verify`. A failed write only delays it to the next append.
     async fn write_head(&self, seq: u64, sha256: &str) {
-        let head = serde_json::to_vec(&Head {
-            seq,
-            sha256: sha256.to_string(),
-        })
-        .unwrap_or_default();
-        if let Err(e) = self
-            .loc
-            .store
-            .put(&self.loc.key(HEAD), PutPayload::from(head))
-            .await
-        {
+        let head = serde_json::to_vec(&Head { seq, sha256: sha256.to_string() }).unwrap_or_default();
+        if let Err(e) = self.loc.store.put(&self.loc.key(HEAD), PutPayload::from(head)).await {
             tracing::warn!(ledger = %self.loc.url, error = %e, "could not update the head anchor");
         }
     }
 
     /// The head anchor, if there is one.
     pub async fn head(&self) -> Result<Option<Head>, LedgerError> {
-        Ok(self
-            .get(&self.loc.key(HEAD))
-            .await?
-            .and_then(|b| serde_json::from_slice(&b).ok()))
+        Ok(self.get(&self.loc.key(HEAD)).await?.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     async fn get(&self, key: &Path) -> Result<Option<Bytes>, LedgerError> {
@@ -259,17 +217,16 @@ impl Ledger {
     /// listing when the anchor is missing or names a record that is not there.
     async fn find_last(&self) -> Result<Option<(u64, String)>, LedgerError> {
         let mut last = None;
-        if let Some(head) = self.head().await? {
-            if let Some(bytes) = self.get(&self.loc.key(&record_name(head.seq))).await? {
-                last = Some((head.seq, sha256_hex(&bytes)));
-            }
+        if let Some(head) = self.head().await?
+            && let Some(bytes) = self.get(&self.loc.key(&record_name(head.seq))).await?
+        {
+            last = Some((head.seq, sha256_hex(&bytes)));
         }
-        if last.is_none() {
-            if let Some(seq) = self.list().await?.0.into_iter().max() {
-                if let Some(bytes) = self.get(&self.loc.key(&record_name(seq))).await? {
-                    last = Some((seq, sha256_hex(&bytes)));
-                }
-            }
+        if last.is_none()
+            && let Some(seq) = self.list().await?.0.into_iter().max()
+            && let Some(bytes) = self.get(&self.loc.key(&record_name(seq))).await?
+        {
+            last = Some((seq, sha256_hex(&bytes)));
         }
         loop {
             let next = last.as_ref().map_or(0, |(s, _)| s + 1);
@@ -283,22 +240,12 @@ impl Ledger {
     /// The sequence numbers of the stored records, and any other keys found under `records/`.
     async fn list(&self) -> Result<(Vec<u64>, Vec<String>), LedgerError> {
         let prefix = self.loc.key(RECORDS);
-        let metas: Vec<_> = self
-            .loc
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| self.store_error(e))?;
+        let metas: Vec<_> = self.loc.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
         let mut seqs = Vec::with_capacity(metas.len());
         let mut foreign = Vec::new();
         for m in metas {
             let name = m.location.filename().unwrap_or_default();
-            match name
-                .strip_suffix(".json")
-                .filter(|n| n.len() == 20)
-                .and_then(|n| n.parse::<u64>().ok())
-            {
+            match name.strip_suffix(".json").filter(|n| n.len() == 20).and_then(|n| n.parse::<u64>().ok()) {
                 Some(seq) => seqs.push(seq),
                 None => foreign.push(self.loc.relative(&m.location)),
             }
@@ -314,10 +261,7 @@ impl Ledger {
         let stored = futures::stream::iter(wanted)
             .map(|seq| async move {
                 let bytes = self.get(&self.loc.key(&record_name(seq))).await?;
-                Ok::<_, LedgerError>(bytes.map(|bytes| Stored {
-                    key_seq: seq,
-                    bytes,
-                }))
+                Ok::<_, LedgerError>(bytes.map(|bytes| Stored { key_seq: seq, bytes }))
             })
             .buffered(READ_CONCURRENCY)
             .try_filter_map(|s| async move { Ok(s) })
@@ -330,10 +274,7 @@ impl Ledger {
     /// changed.
     pub async fn records(&self) -> Result<Vec<Record>, LedgerError> {
         let (stored, _) = self.read_from(0).await?;
-        Ok(stored
-            .iter()
-            .filter_map(|s| serde_json::from_slice(&s.bytes).ok())
-            .collect())
+        Ok(stored.iter().filter_map(|s| serde_json::from_slice(&s.bytes).ok()).collect())
     }
 
     /// Checks the whole chain; `expect` is a head hash kept elsewhere (a previous report).

@@ -161,17 +161,9 @@ pub struct Outcome {
     /// The headline: why the verdict is what it is.
     pub reason: String,
     pub timeline: Timeline,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::measure::opt_ms"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::measure::opt_ms")]
     pub rto_ms: Option<std::time::Duration>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::measure::opt_ms"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::measure::opt_ms")]
     pub rpo_ms: Option<std::time::Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_point: Option<RecoveryPoint>,
@@ -197,17 +189,9 @@ pub struct StepResult {
     pub run_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::measure::opt_ms"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::measure::opt_ms")]
     pub rto_ms: Option<std::time::Duration>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::measure::opt_ms"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::measure::opt_ms")]
     pub rpo_ms: Option<std::time::Duration>,
 }
 
@@ -235,18 +219,12 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_depth_and_has_no_whitespace() {
         let v = serde_json::json!({"b": 1, "a": {"z": [1, {"y": 2, "x": 3}], "c": "s"}});
-        assert_eq!(
-            String::from_utf8(canonical_json(&v)).unwrap(),
-            r#"{"a":{"c":"s","z":[1,{"x":3,"y":2}]},"b":1}"#
-        );
+        assert_eq!(String::from_utf8(canonical_json(&v)).unwrap(), r#"{"a":{"c":"s","z":[1,{"x":3,"y":2}]},"b":1}"#);
     }
 
     #[test]
     fn sha256_is_lowercase_hex() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(GENESIS.len(), 64);
     }
 }

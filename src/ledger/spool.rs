@@ -22,11 +22,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Spool {
     pub fn new(data_dir: &Path, ledger_url: &str) -> Self {
-        Self {
-            dir: data_dir
-                .join("spool")
-                .join(&sha256_hex(ledger_url.as_bytes())[..16]),
-        }
+        Self { dir: data_dir.join("spool").join(&sha256_hex(ledger_url.as_bytes())[..16]) }
     }
 
     pub fn dir(&self) -> &Path {
@@ -37,9 +33,7 @@ impl Spool {
     /// of arrival.
     pub fn push(&self, entry: &Entry) -> std::io::Result<PathBuf> {
         fs::create_dir_all(&self.dir)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let name = format!(
             "{:020}-{:010}-{:06}.json",
             now.as_nanos(),
@@ -57,11 +51,7 @@ impl Spool {
     /// Takes the flush lock, or `None` when another process holds it.
     pub fn try_lock(&self) -> std::io::Result<Option<FlushLock>> {
         fs::create_dir_all(&self.dir)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(".lock"))?;
+        let file = File::options().create(true).truncate(false).write(true).open(self.dir.join(".lock"))?;
         match file.try_lock() {
             Ok(()) => Ok(Some(FlushLock(file))),
             Err(TryLockError::WouldBlock) => Ok(None),
@@ -85,10 +75,7 @@ impl Spool {
             .into_iter()
             .map(|p| {
                 let entry = serde_json::from_slice(&fs::read(&p)?).map_err(|e| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{}: {e}", p.display()),
-                    )
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
                 })?;
                 Ok((p, entry))
             })

@@ -34,11 +34,7 @@ pub enum Problem {
     Misplaced { key_seq: u64, record_seq: u64 },
     /// Record `seq` does not name the hash of the record before it: that record was changed,
     /// or a record was inserted or removed between them.
-    BrokenLink {
-        seq: u64,
-        expected: String,
-        found: String,
-    },
+    BrokenLink { seq: u64, expected: String, found: String },
     /// Record `seq` is valid JSON but not in canonical form: it was rewritten by hand.
     NotCanonical { seq: u64 },
     /// Record `seq` is not a ledger record at all.
@@ -47,16 +43,9 @@ pub enum Problem {
     Foreign { key: String },
     /// The head anchor names record `head_seq`, but the chain ends at `last_seq`: records were
     /// removed from the end.
-    TailRemoved {
-        head_seq: u64,
-        last_seq: Option<u64>,
-    },
+    TailRemoved { head_seq: u64, last_seq: Option<u64> },
     /// The head anchor's hash for record `seq` differs from the record: it was changed.
-    HeadMismatch {
-        seq: u64,
-        expected: String,
-        found: String,
-    },
+    HeadMismatch { seq: u64, expected: String, found: String },
     /// The hash given with `--expect-head` is not the hash of any record in the chain.
     AnchorNotFound { sha256: String },
 }
@@ -66,20 +55,10 @@ impl fmt::Display for Problem {
         match self {
             Problem::Missing { from, to } if from == to => write!(f, "record {from} is missing"),
             Problem::Missing { from, to } => write!(f, "records {from} to {to} are missing"),
-            Problem::Misplaced {
-                key_seq,
-                record_seq,
-            } => {
-                write!(
-                    f,
-                    "record {key_seq} holds record number {record_seq}: records were moved or reordered"
-                )
+            Problem::Misplaced { key_seq, record_seq } => {
+                write!(f, "record {key_seq} holds record number {record_seq}: records were moved or reordered")
             }
-            Problem::BrokenLink {
-                seq,
-                expected,
-                found,
-            } => write!(
+            Problem::BrokenLink { seq, expected, found } => write!(
                 f,
                 "record {seq} names {found} as the hash of record {}, which hashes to {expected}: record {} was changed, or a record was inserted or removed before {seq}",
                 seq.saturating_sub(1),
@@ -99,23 +78,17 @@ impl fmt::Display for Problem {
                     f,
                     "the head anchor names record {head_seq}, but the chain ends at record {last}: records were removed from the end"
                 ),
-                None => write!(
-                    f,
-                    "the head anchor names record {head_seq}, but the chain is empty: records were removed"
-                ),
+                None => {
+                    write!(f, "the head anchor names record {head_seq}, but the chain is empty: records were removed")
+                }
             },
-            Problem::HeadMismatch {
-                seq,
-                expected,
-                found,
-            } => write!(
+            Problem::HeadMismatch { seq, expected, found } => write!(
                 f,
                 "the head anchor holds {expected} for record {seq}, which hashes to {found}: record {seq} (or the anchor) was changed"
             ),
-            Problem::AnchorNotFound { sha256 } => write!(
-                f,
-                "no record hashes to the expected head {sha256}: the chain was rewritten"
-            ),
+            Problem::AnchorNotFound { sha256 } => {
+                write!(f, "no record hashes to the expected head {sha256}: the chain was rewritten")
+            }
         }
     }
 }
@@ -138,91 +111,58 @@ impl Report {
 }
 
 /// Checks `stored` (sorted by key) against itself, the head anchor and an optional expected hash.
-pub fn verify(
-    stored: &[Stored],
-    foreign: &[String],
-    head: Option<&Head>,
-    expect: Option<&str>,
-) -> Report {
-    let mut problems: Vec<Problem> = foreign
-        .iter()
-        .map(|key| Problem::Foreign { key: key.clone() })
-        .collect();
+pub fn verify(stored: &[Stored], foreign: &[String], head: Option<&Head>, expect: Option<&str>) -> Report {
+    let mut problems: Vec<Problem> = foreign.iter().map(|key| Problem::Foreign { key: key.clone() }).collect();
     let mut next = 0u64;
     let mut prev: Option<String> = Some(GENESIS.to_string());
     let mut last: Option<Head> = None;
     let mut anchor_seen = false;
     for s in stored {
         if s.key_seq > next {
-            problems.push(Problem::Missing {
-                from: next,
-                to: s.key_seq - 1,
-            });
+            problems.push(Problem::Missing { from: next, to: s.key_seq - 1 });
             prev = None;
         }
         let hash = sha256_hex(&s.bytes);
         anchor_seen |= expect == Some(hash.as_str());
         match serde_json::from_slice::<Record>(&s.bytes) {
-            Err(e) => problems.push(Problem::Unreadable {
-                seq: s.key_seq,
-                error: e.to_string(),
-            }),
+            Err(e) => problems.push(Problem::Unreadable { seq: s.key_seq, error: e.to_string() }),
             Ok(record) => {
                 if record.seq != s.key_seq {
-                    problems.push(Problem::Misplaced {
-                        key_seq: s.key_seq,
-                        record_seq: record.seq,
-                    });
+                    problems.push(Problem::Misplaced { key_seq: s.key_seq, record_seq: record.seq });
                 }
                 if record.canonical() != s.bytes.as_ref() {
                     problems.push(Problem::NotCanonical { seq: s.key_seq });
                 }
-                if let Some(expected) = &prev {
-                    if &record.prev != expected {
-                        problems.push(Problem::BrokenLink {
-                            seq: s.key_seq,
-                            expected: expected.clone(),
-                            found: record.prev.clone(),
-                        });
-                    }
+                if let Some(expected) = &prev
+                    && &record.prev != expected
+                {
+                    problems.push(Problem::BrokenLink {
+                        seq: s.key_seq,
+                        expected: expected.clone(),
+                        found: record.prev.clone(),
+                    });
                 }
             }
         }
         prev = Some(hash.clone());
         next = s.key_seq + 1;
-        last = Some(Head {
-            seq: s.key_seq,
-            sha256: hash,
-        });
+        last = Some(Head { seq: s.key_seq, sha256: hash });
     }
     if let Some(h) = head {
         match &last {
             Some(l) if h.seq == l.seq && h.sha256 != l.sha256 => {
-                problems.push(Problem::HeadMismatch {
-                    seq: h.seq,
-                    expected: h.sha256.clone(),
-                    found: l.sha256.clone(),
-                })
+                problems.push(Problem::HeadMismatch { seq: h.seq, expected: h.sha256.clone(), found: l.sha256.clone() })
             }
             Some(l) if h.seq <= l.seq => {}
-            _ => problems.push(Problem::TailRemoved {
-                head_seq: h.seq,
-                last_seq: last.as_ref().map(|l| l.seq),
-            }),
+            _ => problems.push(Problem::TailRemoved { head_seq: h.seq, last_seq: last.as_ref().map(|l| l.seq) }),
         }
     }
-    if let Some(sha) = expect {
-        if !anchor_seen {
-            problems.push(Problem::AnchorNotFound {
-                sha256: sha.to_string(),
-            });
-        }
+    if let Some(sha) = expect
+        && !anchor_seen
+    {
+        problems.push(Problem::AnchorNotFound { sha256: sha.to_string() });
     }
-    Report {
-        records: stored.len() as u64,
-        head: last,
-        problems,
-    }
+    Report { records: stored.len() as u64, head: last, problems }
 }
 
 #[cfg(test)]
@@ -238,10 +178,7 @@ mod tests {
             run_id: format!("run-{n}"),
             name: "s".into(),
             spec_sha256: "x".into(),
-            trigger: Trigger {
-                by: "cli".into(),
-                operator: None,
-            },
+            trigger: Trigger { by: "cli".into(), operator: None },
             tool_version: "0".into(),
             labels: Default::default(),
             started: Timestamp::from_millis(n as i64),
@@ -257,35 +194,19 @@ mod tests {
         let mut prev = GENESIS.to_string();
         let mut out = Vec::new();
         for seq in 0..n {
-            let r = Record {
-                seq,
-                prev: prev.clone(),
-                appended_at: Timestamp::from_millis(seq as i64),
-                entry: entry(seq),
-            };
+            let r =
+                Record { seq, prev: prev.clone(), appended_at: Timestamp::from_millis(seq as i64), entry: entry(seq) };
             let bytes = r.canonical();
             prev = sha256_hex(&bytes);
-            out.push(Stored {
-                key_seq: seq,
-                bytes: bytes.into(),
-            });
+            out.push(Stored { key_seq: seq, bytes: bytes.into() });
         }
-        (
-            out,
-            Head {
-                seq: n - 1,
-                sha256: prev,
-            },
-        )
+        (out, Head { seq: n - 1, sha256: prev })
     }
 
     fn rewrite(s: &Stored, f: impl FnOnce(&mut Record)) -> Stored {
         let mut r: Record = serde_json::from_slice(&s.bytes).unwrap();
         f(&mut r);
-        Stored {
-            key_seq: s.key_seq,
-            bytes: r.canonical().into(),
-        }
+        Stored { key_seq: s.key_seq, bytes: r.canonical().into() }
     }
 
     #[test]
@@ -302,10 +223,7 @@ mod tests {
         let (mut c, head) = chain(5);
         c[2] = rewrite(&c[2], |r| r.appended_at = Timestamp::from_millis(999));
         let p = verify(&c, &[], Some(&head), None).problems;
-        assert!(
-            matches!(p.as_slice(), [Problem::BrokenLink { seq: 3, .. }]),
-            "{p:?}"
-        );
+        assert!(matches!(p.as_slice(), [Problem::BrokenLink { seq: 3, .. }]), "{p:?}");
     }
 
     #[test]
@@ -313,26 +231,18 @@ mod tests {
         let (mut c, head) = chain(3);
         c[2] = rewrite(&c[2], |r| r.appended_at = Timestamp::from_millis(999));
         let p = verify(&c, &[], Some(&head), None).problems;
-        assert!(
-            matches!(p.as_slice(), [Problem::HeadMismatch { seq: 2, .. }]),
-            "{p:?}"
-        );
+        assert!(matches!(p.as_slice(), [Problem::HeadMismatch { seq: 2, .. }]), "{p:?}");
     }
 
     #[test]
     fn a_hand_formatted_record_is_not_canonical() {
         let (mut c, head) = chain(3);
-        let pretty = serde_json::to_vec_pretty(
-            &serde_json::from_slice::<serde_json::Value>(&c[1].bytes).unwrap(),
-        )
-        .unwrap();
+        let pretty =
+            serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&c[1].bytes).unwrap()).unwrap();
         c[1].bytes = pretty.into();
         let p = verify(&c, &[], Some(&head), None).problems;
         assert!(p.contains(&Problem::NotCanonical { seq: 1 }), "{p:?}");
-        assert!(
-            matches!(p.last(), Some(Problem::BrokenLink { seq: 2, .. })),
-            "{p:?}"
-        );
+        assert!(matches!(p.last(), Some(Problem::BrokenLink { seq: 2, .. })), "{p:?}");
     }
 
     #[test]
@@ -348,21 +258,9 @@ mod tests {
         let (mut c, head) = chain(5);
         c.truncate(3);
         let p = verify(&c, &[], Some(&head), None).problems;
-        assert_eq!(
-            p,
-            vec![Problem::TailRemoved {
-                head_seq: 4,
-                last_seq: Some(2)
-            }]
-        );
+        assert_eq!(p, vec![Problem::TailRemoved { head_seq: 4, last_seq: Some(2) }]);
         let p = verify(&[], &[], Some(&head), None).problems;
-        assert_eq!(
-            p,
-            vec![Problem::TailRemoved {
-                head_seq: 4,
-                last_seq: None
-            }]
-        );
+        assert_eq!(p, vec![Problem::TailRemoved { head_seq: 4, last_seq: None }]);
     }
 
     #[test]
@@ -372,49 +270,21 @@ mod tests {
         c[1].bytes = b;
         c[2].bytes = a;
         let p = verify(&c, &[], Some(&head), None).problems;
-        assert!(
-            p.contains(&Problem::Misplaced {
-                key_seq: 1,
-                record_seq: 2
-            }),
-            "{p:?}"
-        );
-        assert!(
-            p.contains(&Problem::Misplaced {
-                key_seq: 2,
-                record_seq: 1
-            }),
-            "{p:?}"
-        );
+        assert!(p.contains(&Problem::Misplaced { key_seq: 1, record_seq: 2 }), "{p:?}");
+        assert!(p.contains(&Problem::Misplaced { key_seq: 2, record_seq: 1 }), "{p:?}");
     }
 
     #[test]
     fn an_inserted_record_shifts_the_rest_out_of_place() {
         let (c, _) = chain(4);
         // A forger writes a well-linked record 2 and shifts the old 2 and 3 to 3 and 4.
-        let forged = Record {
-            seq: 2,
-            prev: sha256_hex(&c[1].bytes),
-            appended_at: Timestamp::from_millis(5),
-            entry: entry(77),
-        };
+        let forged =
+            Record { seq: 2, prev: sha256_hex(&c[1].bytes), appended_at: Timestamp::from_millis(5), entry: entry(77) };
         let mut tampered = c[..2].to_vec();
-        tampered.push(Stored {
-            key_seq: 2,
-            bytes: forged.canonical().into(),
-        });
-        tampered.extend(c[2..].iter().map(|s| Stored {
-            key_seq: s.key_seq + 1,
-            bytes: s.bytes.clone(),
-        }));
+        tampered.push(Stored { key_seq: 2, bytes: forged.canonical().into() });
+        tampered.extend(c[2..].iter().map(|s| Stored { key_seq: s.key_seq + 1, bytes: s.bytes.clone() }));
         let p = verify(&tampered, &[], None, None).problems;
-        assert!(
-            p.contains(&Problem::Misplaced {
-                key_seq: 3,
-                record_seq: 2
-            }),
-            "{p:?}"
-        );
+        assert!(p.contains(&Problem::Misplaced { key_seq: 3, record_seq: 2 }), "{p:?}");
         assert!(
             matches!(
                 p.iter().find(|p| matches!(p, Problem::BrokenLink { .. })),
@@ -431,16 +301,8 @@ mod tests {
         let p = verify(&c, &["records/notes.txt".into()], Some(&head), Some("abc")).problems;
         assert!(matches!(p[0], Problem::Foreign { .. }));
         assert!(matches!(p[1], Problem::Unreadable { seq: 0, .. }));
-        assert_eq!(
-            p.last(),
-            Some(&Problem::AnchorNotFound {
-                sha256: "abc".into()
-            })
-        );
+        assert_eq!(p.last(), Some(&Problem::AnchorNotFound { sha256: "abc".into() }));
         // Each problem reads as a sentence naming the record.
-        assert!(
-            p[1].to_string()
-                .starts_with("record 0 is not a ledger record")
-        );
+        assert!(p[1].to_string().starts_with("record 0 is not a ledger record"));
     }
 }

@@ -36,14 +36,7 @@ pub struct SpecError {
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line.max(1),
-            self.column.max(1),
-            self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line.max(1), self.column.max(1), self.message)
     }
 }
 
@@ -61,8 +54,8 @@ pub struct Catalog {
 
 /// One parsed file, before validation.
 enum Parsed {
-    Drill(raw::DrillFile),
-    Scenario(raw::ScenarioFile),
+    Drill(Box<raw::DrillFile>),
+    Scenario(Box<raw::ScenarioFile>),
 }
 
 struct Source {
@@ -90,29 +83,19 @@ impl Catalog {
         let mut scenarios = Vec::new();
         for file in files {
             match read(&file) {
-                Ok(Source {
-                    file,
-                    sha256,
-                    parsed: Parsed::Drill(d),
-                }) => drills.push((file, sha256, d)),
-                Ok(Source {
-                    file,
-                    sha256,
-                    parsed: Parsed::Scenario(s),
-                }) => scenarios.push((file, sha256, s)),
+                Ok(Source { file, sha256, parsed: Parsed::Drill(d) }) => drills.push((file, sha256, d)),
+                Ok(Source { file, sha256, parsed: Parsed::Scenario(s) }) => scenarios.push((file, sha256, s)),
                 Err(e) => errors.push(e),
             }
         }
 
         let mut catalog = Catalog::default();
         for (file, sha256, raw) in drills {
-            catalog.add_drill(&file, sha256, raw, &mut errors);
+            catalog.add_drill(&file, sha256, *raw, &mut errors);
         }
         for (file, sha256, raw) in scenarios {
             let mut v = Validator::new(&file);
-            let plan = validate::scenario(&mut v, sha256, raw, &mut |path, at| {
-                catalog.resolve_path(path, at)
-            });
+            let plan = validate::scenario(&mut v, sha256, *raw, &mut |path, at| catalog.resolve_path(path, at));
             errors.extend(v.into_errors());
             if let Some(plan) = plan {
                 if let Some(other) = catalog.scenario(&plan.name) {
@@ -164,11 +147,7 @@ impl Catalog {
                 file: file.to_path_buf(),
                 line: name_at.0,
                 column: name_at.1,
-                message: format!(
-                    "a drill named `{}` is already defined in {}",
-                    plan.name,
-                    other.file.display()
-                ),
+                message: format!("a drill named `{}` is already defined in {}", plan.name, other.file.display()),
             });
             return None;
         }
@@ -178,23 +157,11 @@ impl Catalog {
 
     /// Finds (or loads) the drill a scenario step names: a path relative to the scenario file
     /// when it looks like one, else a drill name.
-    fn resolve_path(
-        &mut self,
-        reference: &Path,
-        at: (&Path, u32, u32),
-    ) -> Result<Arc<DrillPlan>, Vec<SpecError>> {
+    fn resolve_path(&mut self, reference: &Path, at: (&Path, u32, u32)) -> Result<Arc<DrillPlan>, Vec<SpecError>> {
         let (scenario_file, line, column) = at;
-        let here = |message: String| {
-            vec![SpecError {
-                file: scenario_file.to_path_buf(),
-                line,
-                column,
-                message,
-            }]
-        };
+        let here = |message: String| vec![SpecError { file: scenario_file.to_path_buf(), line, column, message }];
         let text = reference.to_string_lossy();
-        let looks_like_path =
-            text.contains('/') || text.ends_with(".yaml") || text.ends_with(".yml");
+        let looks_like_path = text.contains('/') || text.ends_with(".yaml") || text.ends_with(".yml");
         if !looks_like_path {
             return self.drill(&text).cloned().ok_or_else(|| {
                 let mut known: Vec<&str> = self.drills.iter().map(|d| d.name.as_str()).collect();
@@ -205,46 +172,24 @@ impl Catalog {
                 ))
             });
         }
-        let path = scenario_file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(reference);
-        let canonical = path
-            .canonicalize()
-            .map_err(|e| here(format!("drill file {}: {e}", path.display())))?;
-        if let Some(d) = self
-            .drills
-            .iter()
-            .find(|d| d.file.canonicalize().ok().as_ref() == Some(&canonical))
-        {
+        let path = scenario_file.parent().unwrap_or(Path::new(".")).join(reference);
+        let canonical = path.canonicalize().map_err(|e| here(format!("drill file {}: {e}", path.display())))?;
+        if let Some(d) = self.drills.iter().find(|d| d.file.canonicalize().ok().as_ref() == Some(&canonical)) {
             return Ok(d.clone());
         }
         match read(&path) {
-            Ok(Source {
-                file,
-                sha256,
-                parsed: Parsed::Drill(raw),
-            }) => {
+            Ok(Source { file, sha256, parsed: Parsed::Drill(raw) }) => {
                 let mut errors = Vec::new();
-                self.add_drill(&file, sha256, raw, &mut errors)
-                    .ok_or(errors)
+                self.add_drill(&file, sha256, *raw, &mut errors).ok_or(errors)
             }
-            Ok(Source { .. }) => Err(here(format!(
-                "{} is a Scenario, but a step must name a Drill",
-                path.display()
-            ))),
+            Ok(Source { .. }) => Err(here(format!("{} is a Scenario, but a step must name a Drill", path.display()))),
             Err(e) => Err(vec![e]),
         }
     }
 }
 
 fn whole_file(file: &Path, message: String) -> SpecError {
-    SpecError {
-        file: file.to_path_buf(),
-        line: 0,
-        column: 0,
-        message,
-    }
+    SpecError { file: file.to_path_buf(), line: 0, column: 0, message }
 }
 
 /// The YAML files a path stands for.
@@ -273,19 +218,18 @@ struct Header {
 fn read(file: &Path) -> Result<Source, SpecError> {
     let bytes = std::fs::read(file).map_err(|e| whole_file(file, format!("cannot read: {e}")))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let text = String::from_utf8(bytes)
-        .map_err(|_| whole_file(file, "not UTF-8 text: a spec file must be YAML".into()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| whole_file(file, "not UTF-8 text: a spec file must be YAML".into()))?;
     if text.trim().is_empty() {
         return Err(whole_file(
             file,
-            "the file is empty: expected a YAML document with `kind: Drill` or `kind: Scenario`"
-                .into(),
+            "the file is empty: expected a YAML document with `kind: Drill` or `kind: Scenario`".into(),
         ));
     }
     let header: Header = parse(file, &text)?;
     let parsed = match header.kind.as_ref().map(|k| k.value.as_str()) {
-        Some("Drill") => Parsed::Drill(parse(file, &text)?),
-        Some("Scenario") => Parsed::Scenario(parse(file, &text)?),
+        Some("Drill") => Parsed::Drill(Box::new(parse(file, &text)?)),
+        Some("Scenario") => Parsed::Scenario(Box::new(parse(file, &text)?)),
         Some(other) => {
             let kind = header.kind.as_ref().map(Loc::at).unwrap_or_default();
             return Err(SpecError {
@@ -296,31 +240,16 @@ fn read(file: &Path) -> Result<Source, SpecError> {
             });
         }
         None => {
-            return Err(whole_file(
-                file,
-                "missing field `kind`: expected `kind: Drill` or `kind: Scenario`".into(),
-            ));
+            return Err(whole_file(file, "missing field `kind`: expected `kind: Drill` or `kind: Scenario`".into()));
         }
     };
-    Ok(Source {
-        file: file.to_path_buf(),
-        sha256,
-        parsed,
-    })
+    Ok(Source { file: file.to_path_buf(), sha256, parsed })
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<T, SpecError> {
     serde_saphyr::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line() as u32, l.column() as u32))
-            .unwrap_or_default();
-        SpecError {
-            file: file.to_path_buf(),
-            line,
-            column,
-            message: plain_message(&e),
-        }
+        let (line, column) = e.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or_default();
+        SpecError { file: file.to_path_buf(), line, column, message: plain_message(&e) }
     })
 }
 
@@ -356,11 +285,7 @@ pub fn summary(catalog: &Catalog) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     out.insert(
         "drills".to_string(),
-        catalog
-            .drills
-            .iter()
-            .map(|d| format!("{} ({}) {}", d.name, d.kind(), d.file.display()))
-            .collect(),
+        catalog.drills.iter().map(|d| format!("{} ({}) {}", d.name, d.kind(), d.file.display())).collect(),
     );
     out.insert(
         "scenarios".to_string(),

@@ -13,13 +13,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         text
     };
     vec![
-        (
-            "drill.schema.json",
-            render(schemars::schema_for!(DrillFile)),
-        ),
-        (
-            "scenario.schema.json",
-            render(schemars::schema_for!(ScenarioFile)),
-        ),
+        ("drill.schema.json", render(schemars::schema_for!(DrillFile))),
+        ("scenario.schema.json", render(schemars::schema_for!(ScenarioFile))),
     ]
 }

@@ -20,10 +20,7 @@ pub struct Validator {
 
 impl Validator {
     pub fn new(file: &Path) -> Self {
-        Self {
-            file: file.to_path_buf(),
-            errors: Vec::new(),
-        }
+        Self { file: file.to_path_buf(), errors: Vec::new() }
     }
 
     pub fn file(&self) -> &Path {
@@ -40,22 +37,14 @@ impl Validator {
 
     /// Records an error at `(line, column)`.
     pub fn error(&mut self, at: (u32, u32), message: impl Into<String>) {
-        self.errors.push(SpecError {
-            file: self.file.clone(),
-            line: at.0,
-            column: at.1,
-            message: message.into(),
-        });
+        self.errors.push(SpecError { file: self.file.clone(), line: at.0, column: at.1, message: message.into() });
     }
 
     /// A positive human duration.
     pub fn duration(&mut self, text: &Loc<DurationText>, what: &str) -> Option<Duration> {
         match humantime::parse_duration(text.value.0.trim()) {
             Ok(d) if d.is_zero() => {
-                self.error(
-                    text.at(),
-                    format!("{what} must be longer than zero, e.g. `90s`, `15m` or `24h`"),
-                );
+                self.error(text.at(), format!("{what} must be longer than zero, e.g. `90s`, `15m` or `24h`"));
                 None
             }
             Ok(d) => Some(d),
@@ -100,7 +89,9 @@ fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`: write `${{NAME}}` or `${{NAME:-default}}`"))?;
+        let end = after.find('}').ok_or_else(|| {
+            format!("`${{` without a closing `}}` in `{text}`: write `${{NAME}}` or `${{NAME:-default}}`")
+        })?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
@@ -111,10 +102,7 @@ fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
                 "`${{{inner}}}` does not name an environment variable: write `${{NAME}}` or `${{NAME:-default}}`"
             ));
         }
-        match lookup(name)
-            .filter(|v| !v.is_empty())
-            .or_else(|| default.map(str::to_string))
-        {
+        match lookup(name).filter(|v| !v.is_empty()).or_else(|| default.map(str::to_string)) {
             Some(v) => out.push_str(&v),
             None => {
                 return Err(format!(
@@ -130,19 +118,12 @@ fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
 
 fn header(v: &mut Validator, api_version: &Loc<String>, name: &Loc<String>) -> Option<String> {
     if api_version.value != API_VERSION {
-        v.error(
-            api_version.at(),
-            format!(
-                "unsupported apiVersion `{}`: expected `{API_VERSION}`",
-                api_version.value
-            ),
-        );
+        v.error(api_version.at(), format!("unsupported apiVersion `{}`: expected `{API_VERSION}`", api_version.value));
     }
     let n = &name.value;
     let valid = !n.is_empty()
         && n.len() <= 63
-        && n.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !n.starts_with('-')
         && !n.ends_with('-');
     if valid {
@@ -159,9 +140,7 @@ pub fn drill(v: &mut Validator, spec_sha256: String, raw: raw::DrillFile) -> Opt
     let targets = targets(v, raw.targets.as_ref());
     let schedule = raw.schedule.as_ref().and_then(|s| schedule(v, s));
     let params = drills::validate(v, &raw);
-    let timeouts = params
-        .as_ref()
-        .map(|p| timeouts(v, p, raw.timeouts.as_ref()));
+    let timeouts = params.as_ref().map(|p| timeouts(v, p, raw.timeouts.as_ref()));
     if !v.is_clean() {
         return None;
     }
@@ -200,10 +179,7 @@ fn timeouts(v: &mut Validator, params: &DrillParams, spec: Option<&raw::Timeouts
         (Phase::Cleanup, &spec.cleanup),
     ];
     for (phase, text) in given {
-        if let Some(d) = text
-            .as_ref()
-            .and_then(|text| v.duration(text, &format!("timeouts.{phase}")))
-        {
+        if let Some(d) = text.as_ref().and_then(|text| v.duration(text, &format!("timeouts.{phase}"))) {
             t.set(phase, d);
         }
     }
@@ -224,11 +200,7 @@ fn day_of_week_field(expr: &str) -> Option<&str> {
 pub fn schedule(v: &mut Validator, spec: &Loc<raw::ScheduleSpec>) -> Option<Schedule> {
     let s = &spec.value;
     let expr = s.cron.value.trim();
-    let with_seconds = if expr.split_whitespace().count() == 5 {
-        format!("0 {expr}")
-    } else {
-        expr.to_string()
-    };
+    let with_seconds = if expr.split_whitespace().count() == 5 { format!("0 {expr}") } else { expr.to_string() };
     let mut parsed = None;
     if day_of_week_field(expr).is_some_and(|f| f.chars().any(|c| c.is_ascii_digit())) {
         v.error(
@@ -241,11 +213,7 @@ pub fn schedule(v: &mut Validator, spec: &Loc<raw::ScheduleSpec>) -> Option<Sche
             Err(e) => {
                 // The cron crate's message may draw a caret under the input over several lines.
                 let why = e.to_string();
-                let why = if why.contains('\n') {
-                    String::new()
-                } else {
-                    format!(" ({why})")
-                };
+                let why = if why.contains('\n') { String::new() } else { format!(" ({why})") };
                 v.error(
                     s.cron.at(),
                     format!(
@@ -267,10 +235,13 @@ pub fn schedule(v: &mut Validator, spec: &Loc<raw::ScheduleSpec>) -> Option<Sche
     };
     let jitter = s.jitter.as_ref().map(|j| v.duration(j, "schedule.jitter"));
     let window = s.window.as_ref().map(|w| v.duration(w, "schedule.window"));
-    if let (Some(Some(j)), Some(Some(w)), Some(at)) = (jitter, window, s.window.as_ref()) {
-        if j >= w {
-            v.error(at.at(), "schedule.window must be longer than schedule.jitter, or every jittered start would fall outside it");
-        }
+    if let (Some(Some(j)), Some(Some(w)), Some(at)) = (jitter, window, s.window.as_ref())
+        && j >= w
+    {
+        v.error(
+            at.at(),
+            "schedule.window must be longer than schedule.jitter, or every jittered start would fall outside it",
+        );
     }
     let schedule = Schedule {
         cron: expr.to_string(),
@@ -280,60 +251,44 @@ pub fn schedule(v: &mut Validator, spec: &Loc<raw::ScheduleSpec>) -> Option<Sche
         window: window.flatten(),
         missed_runs: s.missed_runs.unwrap_or(raw::MissedRuns::Skip),
     };
-    if schedule
-        .upcoming(crate::clock::Timestamp::from_millis(0), 1)
-        .is_empty()
-    {
-        v.error(
-            s.cron.at(),
-            format!("`{expr}` never fires (a date that does not exist?)"),
-        );
+    if schedule.upcoming(crate::clock::Timestamp::from_millis(0), 1).is_empty() {
+        v.error(s.cron.at(), format!("`{expr}` never fires (a date that does not exist?)"));
         return None;
     }
     Some(schedule)
 }
+
+/// Finds the drill a scenario step names, given the name or path and where it was written.
+pub type Resolver<'a> = dyn FnMut(&Path, (&Path, u32, u32)) -> Result<Arc<DrillPlan>, Vec<SpecError>> + 'a;
 
 /// Validates a scenario; `resolve` finds the drill a step names.
 pub fn scenario(
     v: &mut Validator,
     spec_sha256: String,
     raw: raw::ScenarioFile,
-    resolve: &mut dyn FnMut(&Path, (&Path, u32, u32)) -> Result<Arc<DrillPlan>, Vec<SpecError>>,
+    resolve: &mut Resolver<'_>,
 ) -> Option<ScenarioPlan> {
     let name = header(v, &raw.api_version, &raw.name);
     let schedule = raw.schedule.as_ref().and_then(|s| schedule(v, s));
     if raw.steps.value.is_empty() {
-        v.error(
-            raw.steps.at(),
-            "a scenario needs at least one step: `- drill: <drill name or file>`",
-        );
+        v.error(raw.steps.at(), "a scenario needs at least one step: `- drill: <drill name or file>`");
     }
     let mut steps = Vec::new();
     for step in &raw.steps.value {
         let file = v.file().to_path_buf();
-        match resolve(
-            Path::new(step.drill.value.trim()),
-            (&file, step.drill.line, step.drill.column),
-        ) {
-            Ok(drill) => steps.push(Step {
-                drill,
-                required: step.required.unwrap_or(true),
-            }),
+        match resolve(Path::new(step.drill.value.trim()), (&file, step.drill.line, step.drill.column)) {
+            Ok(drill) => steps.push(Step { drill, required: step.required.unwrap_or(true) }),
             Err(errors) => v.errors.extend(errors),
         }
     }
     let min_passed = raw.pass.as_ref().and_then(|p| p.min_passed.as_ref());
-    if let Some(m) = min_passed {
-        if m.value as usize > raw.steps.value.len() {
-            v.error(
-                m.at(),
-                format!(
-                    "pass.minPassed is {}, but the scenario has only {} steps",
-                    m.value,
-                    raw.steps.value.len()
-                ),
-            );
-        }
+    if let Some(m) = min_passed
+        && m.value as usize > raw.steps.value.len()
+    {
+        v.error(
+            m.at(),
+            format!("pass.minPassed is {}, but the scenario has only {} steps", m.value, raw.steps.value.len()),
+        );
     }
     if !v.is_clean() {
         return None;
@@ -374,21 +329,9 @@ mod tests {
 
     #[test]
     fn env_expansion_says_what_to_write_when_it_cannot() {
-        assert!(
-            expand_env("${NOPE}", env)
-                .unwrap_err()
-                .contains("`NOPE` is not set")
-        );
-        assert!(
-            expand_env("${HOME", env)
-                .unwrap_err()
-                .contains("without a closing")
-        );
-        assert!(
-            expand_env("${a b}", env)
-                .unwrap_err()
-                .contains("does not name")
-        );
+        assert!(expand_env("${NOPE}", env).unwrap_err().contains("`NOPE` is not set"));
+        assert!(expand_env("${HOME", env).unwrap_err().contains("without a closing"));
+        assert!(expand_env("${a b}", env).unwrap_err().contains("does not name"));
     }
 
     #[test]

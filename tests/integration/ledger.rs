@@ -16,10 +16,7 @@ fn entry(n: usize) -> Entry {
         run_id: format!("run-{n}"),
         name: "ledger-test".into(),
         spec_sha256: "0".repeat(64),
-        trigger: Trigger {
-            by: "test".into(),
-            operator: None,
-        },
+        trigger: Trigger { by: "test".into(), operator: None },
         tool_version: "test".into(),
         labels: Default::default(),
         started: Timestamp::from_millis(n as i64),
@@ -47,10 +44,7 @@ fn open(url: &str, data_dir: &Path, options: &[(&'static str, String)]) -> Ledge
 
 async fn append_n(ledger: &Ledger, from: usize, n: usize) {
     for i in from..from + n {
-        assert!(matches!(
-            ledger.append(&entry(i)).await.unwrap(),
-            Appended::Chained { .. }
-        ));
+        assert!(matches!(ledger.append(&entry(i)).await.unwrap(), Appended::Chained { .. }));
     }
 }
 
@@ -92,17 +86,11 @@ async fn check_one_chain(ledger: &Ledger, n: u64) {
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.records, n);
     let records = ledger.records().await.unwrap();
-    let mut ids: Vec<String> = records
-        .iter()
-        .map(|r| r.entry.run_id().to_string())
-        .collect();
+    let mut ids: Vec<String> = records.iter().map(|r| r.entry.run_id().to_string()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len() as u64, n, "no record was lost or duplicated");
-    assert_eq!(
-        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
-        (0..n).collect::<Vec<u64>>()
-    );
+    assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), (0..n).collect::<Vec<u64>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,8 +104,7 @@ async fn two_writers_on_a_file_store_never_fork_the_chain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_in_memory_never_fork_the_chain() {
-    two_writers_taking_turns_never_fork(&format!("memory://turns-{}", uuid::Uuid::now_v7()), &[])
-        .await;
+    two_writers_taking_turns_never_fork(&format!("memory://turns-{}", uuid::Uuid::now_v7()), &[]).await;
     two_writers_racing_never_fork(&format!("memory://race-{}", uuid::Uuid::now_v7())).await;
 }
 
@@ -133,11 +120,7 @@ async fn two_writers_on_s3_never_fork_the_chain() {
 /// A file ledger of `n` records, and the directory holding its record files.
 async fn file_ledger(n: usize) -> (tempfile::TempDir, Ledger, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = open(
-        &format!("file://{}", dir.path().join("ledger").display()),
-        &dir.path().join("data"),
-        &[],
-    );
+    let ledger = open(&format!("file://{}", dir.path().join("ledger").display()), &dir.path().join("data"), &[]);
     append_n(&ledger, 0, n).await;
     let records = dir.path().join("ledger/records");
     (dir, ledger, records)
@@ -151,34 +134,20 @@ fn record_file(records: &Path, seq: u64) -> std::path::PathBuf {
 async fn an_edited_record_is_found() {
     let (_d, ledger, records) = file_ledger(5).await;
     let f = record_file(&records, 2);
-    let edited = std::fs::read_to_string(&f)
-        .unwrap()
-        .replace("\"Passed\"", "\"Failed\"");
+    let edited = std::fs::read_to_string(&f).unwrap().replace("\"Passed\"", "\"Failed\"");
     std::fs::write(&f, edited).unwrap();
     let p = ledger.verify(None).await.unwrap().problems;
-    assert!(
-        matches!(p.as_slice(), [Problem::BrokenLink { seq: 3, .. }]),
-        "{p:?}"
-    );
+    assert!(matches!(p.as_slice(), [Problem::BrokenLink { seq: 3, .. }]), "{p:?}");
 }
 
 #[tokio::test]
 async fn a_removed_record_is_found() {
     let (_d, ledger, records) = file_ledger(5).await;
     std::fs::remove_file(record_file(&records, 1)).unwrap();
-    assert_eq!(
-        ledger.verify(None).await.unwrap().problems,
-        [Problem::Missing { from: 1, to: 1 }]
-    );
+    assert_eq!(ledger.verify(None).await.unwrap().problems, [Problem::Missing { from: 1, to: 1 }]);
     std::fs::remove_file(record_file(&records, 4)).unwrap();
     let p = ledger.verify(None).await.unwrap().problems;
-    assert!(
-        p.contains(&Problem::TailRemoved {
-            head_seq: 4,
-            last_seq: Some(3)
-        }),
-        "{p:?}"
-    );
+    assert!(p.contains(&Problem::TailRemoved { head_seq: 4, last_seq: Some(3) }), "{p:?}");
 }
 
 #[tokio::test]
@@ -189,13 +158,7 @@ async fn reordered_records_are_found() {
     std::fs::rename(record_file(&records, 2), record_file(&records, 1)).unwrap();
     std::fs::rename(&tmp, record_file(&records, 2)).unwrap();
     let p = ledger.verify(None).await.unwrap().problems;
-    assert!(
-        p.contains(&Problem::Misplaced {
-            key_seq: 1,
-            record_seq: 2
-        }),
-        "{p:?}"
-    );
+    assert!(p.contains(&Problem::Misplaced { key_seq: 1, record_seq: 2 }), "{p:?}");
 }
 
 #[tokio::test]
@@ -205,26 +168,11 @@ async fn an_inserted_record_is_found() {
     std::fs::rename(record_file(&records, 3), record_file(&records, 4)).unwrap();
     std::fs::rename(record_file(&records, 2), record_file(&records, 3)).unwrap();
     let prev = firedrill::ledger::sha256_hex(&std::fs::read(record_file(&records, 1)).unwrap());
-    let forged = firedrill::ledger::Record {
-        seq: 2,
-        prev,
-        appended_at: Timestamp::from_millis(0),
-        entry: entry(99),
-    };
+    let forged = firedrill::ledger::Record { seq: 2, prev, appended_at: Timestamp::from_millis(0), entry: entry(99) };
     std::fs::write(record_file(&records, 2), forged.canonical()).unwrap();
     let p = ledger.verify(None).await.unwrap().problems;
-    assert!(
-        p.contains(&Problem::Misplaced {
-            key_seq: 3,
-            record_seq: 2
-        }),
-        "{p:?}"
-    );
-    assert!(
-        p.iter()
-            .any(|x| matches!(x, Problem::BrokenLink { seq: 3, .. })),
-        "{p:?}"
-    );
+    assert!(p.contains(&Problem::Misplaced { key_seq: 3, record_seq: 2 }), "{p:?}");
+    assert!(p.iter().any(|x| matches!(x, Problem::BrokenLink { seq: 3, .. })), "{p:?}");
 }
 
 #[tokio::test]
@@ -235,12 +183,7 @@ async fn an_expected_head_that_was_rewritten_away_is_found() {
     std::fs::remove_file(record_file(&records, 2)).unwrap();
     std::fs::remove_file(records.parent().unwrap().join("head.json")).unwrap();
     let p = ledger.verify(Some(&head.sha256)).await.unwrap().problems;
-    assert_eq!(
-        p,
-        [Problem::AnchorNotFound {
-            sha256: head.sha256
-        }]
-    );
+    assert_eq!(p, [Problem::AnchorNotFound { sha256: head.sha256 }]);
 }
 
 #[tokio::test]
@@ -251,48 +194,20 @@ async fn an_edit_in_s3_is_found_through_an_independent_client() {
     append_n(&ledger, 0, 3).await;
     let sdk = s3.sdk().await;
     let key = format!("audit/records/{:020}.json", 1);
-    let body = sdk
-        .get_object()
-        .bucket(&s3.bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let edited = String::from_utf8(body.to_vec())
-        .unwrap()
-        .replace("entry 1", "entry one");
-    sdk.put_object()
-        .bucket(&s3.bucket)
-        .key(&key)
-        .body(edited.into_bytes().into())
-        .send()
-        .await
-        .unwrap();
+    let body =
+        sdk.get_object().bucket(&s3.bucket).key(&key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+    let edited = String::from_utf8(body.to_vec()).unwrap().replace("entry 1", "entry one");
+    sdk.put_object().bucket(&s3.bucket).key(&key).body(edited.into_bytes().into()).send().await.unwrap();
     let p = ledger.verify(None).await.unwrap().problems;
-    assert!(
-        matches!(p.as_slice(), [Problem::BrokenLink { seq: 2, .. }]),
-        "{p:?}"
-    );
+    assert!(matches!(p.as_slice(), [Problem::BrokenLink { seq: 2, .. }]), "{p:?}");
 }
 
 #[tokio::test]
 async fn appends_continue_a_chain_whose_head_anchor_is_stale_or_gone() {
     let (d, ledger, records) = file_ledger(3).await;
     std::fs::remove_file(records.parent().unwrap().join("head.json")).unwrap();
-    let again = open(
-        &format!("file://{}", d.path().join("ledger").display()),
-        &d.path().join("data"),
-        &[],
-    );
-    assert!(matches!(
-        again.append(&entry(3)).await.unwrap(),
-        Appended::Chained { seq: 3, .. }
-    ));
+    let again = open(&format!("file://{}", d.path().join("ledger").display()), &d.path().join("data"), &[]);
+    assert!(matches!(again.append(&entry(3)).await.unwrap(), Appended::Chained { seq: 3, .. }));
     assert!(ledger.verify(None).await.unwrap().ok());
 }
 
@@ -318,19 +233,9 @@ async fn records_are_spooled_while_s3_is_down_and_appended_in_order_when_it_is_b
     }
     assert_eq!(down.spool().pending().unwrap().len(), 3);
 
-    let bin = firedrill::etcd::tools::on_path("s3s-fs")
-        .expect("s3s-fs is not installed: run scripts/setup first");
+    let bin = firedrill::etcd::tools::on_path("s3s-fs").expect("s3s-fs is not installed: run scripts/setup first");
     let mut server = std::process::Command::new(bin)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--access-key",
-            S3_KEY,
-            "--secret-key",
-            S3_SECRET,
-        ])
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", S3_KEY, "--secret-key", S3_SECRET])
         .arg(s3_dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -341,20 +246,11 @@ async fn records_are_spooled_while_s3_is_down_and_appended_in_order_when_it_is_b
     }
     let up = open(url, data.path(), &options);
     assert!(
-        matches!(
-            up.append(&entry(3)).await.unwrap(),
-            Appended::Chained { seq: 3, .. }
-        ),
+        matches!(up.append(&entry(3)).await.unwrap(), Appended::Chained { seq: 3, .. }),
         "spooled records go first"
     );
     assert!(up.spool().pending().unwrap().is_empty());
-    let ids: Vec<String> = up
-        .records()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.entry.run_id().to_string())
-        .collect();
+    let ids: Vec<String> = up.records().await.unwrap().iter().map(|r| r.entry.run_id().to_string()).collect();
     assert_eq!(ids, ["run-0", "run-1", "run-2", "run-3"]);
     assert!(up.verify(None).await.unwrap().ok());
     let _ = server.kill();

@@ -10,19 +10,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use firedrill::etcd::Endpoint;
-use firedrill::etcd::gateway::Gateway;
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn need(tool: &str) -> PathBuf {
-    firedrill::etcd::tools::on_path(tool)
-        .unwrap_or_else(|| panic!("{tool} is not installed: run scripts/setup first"))
+    firedrill::etcd::tools::on_path(tool).unwrap_or_else(|| panic!("{tool} is not installed: run scripts/setup first"))
 }
 
 /// A real etcd member in a temporary directory.
@@ -30,15 +24,18 @@ pub struct Etcd {
     child: Child,
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// etcdctl's TLS flags for this member.
+    ctl_tls: Vec<String>,
 }
 
 impl Etcd {
     pub fn start() -> Self {
-        Self::start_with(&[], "http")
+        Self::start_with(&[], "http", Vec::new())
     }
 
-    /// Starts etcd with extra flags; `scheme` is `https` when the flags configure TLS.
-    pub fn start_with(extra: &[String], scheme: &str) -> Self {
+    /// Starts etcd with extra flags; `scheme` is `https` when the flags configure TLS, and
+    /// `ctl_tls` are the flags etcdctl then needs.
+    pub fn start_with(extra: &[String], scheme: &str, ctl_tls: Vec<String>) -> Self {
         let etcd = need("etcd");
         let dir = tempfile::tempdir().unwrap();
         let (client, peer) = (free_port(), free_port());
@@ -53,16 +50,13 @@ impl Etcd {
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster=test={peer_url}"))
             .arg("--logger=zap")
-            .arg(format!(
-                "--log-outputs={}",
-                dir.path().join("etcd.log").display()
-            ))
+            .arg(format!("--log-outputs={}", dir.path().join("etcd.log").display()))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start etcd");
-        let e = Self { child, url, dir };
+        let e = Self { child, url, dir, ctl_tls };
         e.wait_ready();
         e
     }
@@ -84,34 +78,25 @@ impl Etcd {
 
     /// Flags that make etcdctl talk to this member (TLS ones added by callers).
     pub fn ctl_args(&self) -> Vec<String> {
-        vec![format!("--endpoints={}", self.url)]
+        let mut args = vec![format!("--endpoints={}", self.url)];
+        args.extend(self.ctl_tls.iter().cloned());
+        args
     }
 
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(need("etcdctl"))
-            .env("ETCDCTL_API", "3")
-            .args(self.ctl_args())
-            .args(args)
-            .output()
-            .unwrap()
+        Command::new(need("etcdctl")).env("ETCDCTL_API", "3").args(self.ctl_args()).args(args).output().unwrap()
     }
 
     pub fn put(&self, key: &str, value: &str) {
         let out = self.ctl(&["put", key, value]);
-        assert!(
-            out.status.success(),
-            "etcdctl put: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "etcdctl put: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// Writes `n` keys under `prefix` in transactions of 100 (etcd allows 128 operations).
     pub fn fill(&self, prefix: &str, n: usize) {
         let mut i = 0;
         while i < n {
-            let batch: String = (i..(i + 100).min(n))
-                .map(|j| format!("put {prefix}{j:06} value-{j}\n"))
-                .collect();
+            let batch: String = (i..(i + 100).min(n)).map(|j| format!("put {prefix}{j:06} value-{j}\n")).collect();
             let mut child = Command::new(need("etcdctl"))
                 .env("ETCDCTL_API", "3")
                 .args(self.ctl_args())
@@ -131,19 +116,7 @@ impl Etcd {
     }
 
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint {
-            url: self.url.clone(),
-            tls: None,
-        }
-    }
-
-    pub async fn count(&self) -> i64 {
-        Gateway::new(&self.endpoint())
-            .unwrap()
-            .count(None, None)
-            .await
-            .unwrap()
-            .0
+        Endpoint { url: self.url.clone(), tls: None }
     }
 }
 
@@ -188,12 +161,7 @@ impl S3 {
             .stderr(Stdio::null())
             .spawn()
             .expect("start s3s-fs");
-        let s = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            dir,
-            bucket,
-        };
+        let s = Self { child, endpoint: format!("http://127.0.0.1:{port}"), dir, bucket };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "s3s-fs did not start");
@@ -247,11 +215,7 @@ pub struct Firedrill {
 
 impl Firedrill {
     pub fn new() -> Self {
-        Self {
-            data_dir: tempfile::tempdir().unwrap(),
-            env: Vec::new(),
-            cwd: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
-        }
+        Self { data_dir: tempfile::tempdir().unwrap(), env: Vec::new(), cwd: PathBuf::from(env!("CARGO_MANIFEST_DIR")) }
     }
 
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
@@ -280,11 +244,7 @@ impl Firedrill {
 }
 
 pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// Writes `body` to `dir/name` and returns the path.

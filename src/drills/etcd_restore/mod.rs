@@ -89,26 +89,15 @@ fn err(e: EtcdError) -> DrillError {
 
 impl EtcdRestore {
     pub fn new(params: Params) -> Self {
-        Self {
-            params,
-            tools: None,
-            claim: None,
-            found: None,
-            snapshot: Snapshot::default(),
-            member: None,
-        }
+        Self { params, tools: None, claim: None, found: None, snapshot: Snapshot::default(), member: None }
     }
 
     fn tools(&self) -> Result<&Tools, DrillError> {
-        self.tools
-            .as_ref()
-            .ok_or_else(|| DrillError::Error("preflight did not run".into()))
+        self.tools.as_ref().ok_or_else(|| DrillError::Error("preflight did not run".into()))
     }
 
     fn claimed(&self) -> Result<&EtcdClaim, DrillError> {
-        self.claim
-            .as_ref()
-            .ok_or_else(|| DrillError::Error("nothing was claimed".into()))
+        self.claim.as_ref().ok_or_else(|| DrillError::Error("nothing was claimed".into()))
     }
 
     fn store_location(url: &str) -> Result<store::Location, DrillError> {
@@ -123,26 +112,11 @@ impl EtcdRestore {
         let file = self.claimed()?.snapshot_file();
         ctx.waiting_for(&format!("etcdctl snapshot save from {}", endpoint.url));
         let started = ctx.now();
-        self.tools()?
-            .snapshot_save(endpoint, &file)
-            .await
-            .map_err(err)?;
+        self.tools()?.snapshot_save(endpoint, &file).await.map_err(err)?;
         ctx.mark("snapshot-saved");
-        let status = self
-            .tools()?
-            .snapshot_status(&file)
-            .await
-            .map_err(|e| DrillError::Failed(e.to_string()))?;
-        let (keys, _) = Gateway::new(endpoint)
-            .map_err(err)?
-            .count(None, Some(status.revision))
-            .await
-            .map_err(err)?;
-        self.snapshot = Snapshot {
-            status: Some(status),
-            keys: Some(keys),
-            sha256: None,
-        };
+        let status = self.tools()?.snapshot_status(&file).await.map_err(|e| DrillError::Failed(e.to_string()))?;
+        let (keys, _) = self.tools()?.count(endpoint, Some(status.revision)).await.map_err(err)?;
+        self.snapshot = Snapshot { status: Some(status), keys: Some(keys), sha256: None };
         ctx.recovery_point(RecoveryPoint {
             at: started,
             method: RpoMethod::SnapshotMetadata,
@@ -159,9 +133,7 @@ impl EtcdRestore {
         let loc = Self::store_location(url)?;
         let file = self.claimed()?.snapshot_file();
         ctx.waiting_for(&format!("download of {}", found.key));
-        let bytes = snapshots::download(&loc, &found.key, &file)
-            .await
-            .map_err(|e| DrillError::Error(e.to_string()))?;
+        let bytes = snapshots::download(&loc, &found.key, &file).await.map_err(|e| DrillError::Error(e.to_string()))?;
         ctx.mark("snapshot-fetched");
         ctx.detail("snapshotDownloadedBytes", bytes);
         match &found.meta {
@@ -197,30 +169,26 @@ impl EtcdRestore {
             .await
             .map_err(|e| DrillError::Error(e.to_string()))?
             .map_err(DrillError::Failed)?;
-        if let Some(expected) = &self.snapshot.sha256 {
-            if expected != &checked.file_sha256 {
-                return Err(DrillError::Failed(format!(
-                    "the snapshot differs from the one uploaded: its SHA-256 is {}, the metadata says {expected}",
-                    checked.file_sha256
-                )));
-            }
+        if let Some(expected) = &self.snapshot.sha256
+            && expected != &checked.file_sha256
+        {
+            return Err(DrillError::Failed(format!(
+                "the snapshot differs from the one uploaded: its SHA-256 is {}, the metadata says {expected}",
+                checked.file_sha256
+            )));
         }
         let status = self
             .tools()?
             .snapshot_status(&self.claimed()?.snapshot_file())
             .await
-            .map_err(|e| {
-                DrillError::Failed(format!(
-                    "the snapshot does not pass etcd's integrity check: {e}"
-                ))
-            })?;
-        if let Some(meta) = self.found.as_ref().and_then(|f| f.meta.as_ref()) {
-            if meta.revision != status.revision {
-                return Err(DrillError::Failed(format!(
-                    "the snapshot's revision is {}, but its metadata says {}",
-                    status.revision, meta.revision
-                )));
-            }
+            .map_err(|e| DrillError::Failed(format!("the snapshot does not pass etcd's integrity check: {e}")))?;
+        if let Some(meta) = self.found.as_ref().and_then(|f| f.meta.as_ref())
+            && meta.revision != status.revision
+        {
+            return Err(DrillError::Failed(format!(
+                "the snapshot's revision is {}, but its metadata says {}",
+                status.revision, meta.revision
+            )));
         }
         ctx.detail(
             "snapshot",
@@ -248,10 +216,7 @@ impl Drill for EtcdRestore {
 
     fn planned_changes(&self) -> Vec<String> {
         let source = match &self.params.source {
-            Source::Endpoint(e) => format!(
-                "take a snapshot of {} (read-only for the source member)",
-                e.url
-            ),
+            Source::Endpoint(e) => format!("take a snapshot of {} (read-only for the source member)", e.url),
             Source::Store { url, pattern } => {
                 format!("download the newest snapshot matching `{pattern}` from {url} (read-only)")
             }
@@ -271,29 +236,21 @@ impl Drill for EtcdRestore {
         match &self.params.source {
             Source::Endpoint(endpoint) => {
                 ctx.target("etcdEndpoint", &endpoint.url);
-                for file in endpoint
-                    .tls
-                    .iter()
-                    .flat_map(|t| [&t.ca_file, &t.cert_file, &t.key_file])
-                    .flatten()
-                {
-                    std::fs::File::open(file).map_err(|e| {
-                        DrillError::Error(format!("cannot read {}: {e}", file.display()))
-                    })?;
+                for file in endpoint.tls.iter().flat_map(|t| [&t.ca_file, &t.cert_file, &t.key_file]).flatten() {
+                    std::fs::File::open(file)
+                        .map_err(|e| DrillError::Error(format!("cannot read {}: {e}", file.display())))?;
                 }
-                let gw = Gateway::new(endpoint).map_err(err)?;
-                gw.count(None, None).await.map_err(|e| {
-                    DrillError::Error(format!("the source member does not answer: {e}"))
-                })?;
+                let tools = self.tools()?;
+                tools
+                    .count(endpoint, None)
+                    .await
+                    .map_err(|e| DrillError::Error(format!("the source member does not answer: {e}")))?;
             }
             Source::Store { url, pattern } => {
                 ctx.target("snapshotStore", url);
                 let loc = Self::store_location(url)?;
-                let glob =
-                    glob::Pattern::new(pattern).map_err(|e| DrillError::Error(e.to_string()))?;
-                let found = snapshots::newest(&loc, &glob)
-                    .await
-                    .map_err(|e| DrillError::Error(e.to_string()))?;
+                let glob = glob::Pattern::new(pattern).map_err(|e| DrillError::Error(e.to_string()))?;
+                let found = snapshots::newest(&loc, &glob).await.map_err(|e| DrillError::Error(e.to_string()))?;
                 let Some(found) = found else {
                     return Err(DrillError::Failed(format!(
                         "no snapshot matching `{pattern}` in {url}: there is nothing to restore"
@@ -313,10 +270,7 @@ impl Drill for EtcdRestore {
     fn claim(&mut self, ctx: &RunContext) -> Result<Claim, DrillError> {
         let claim = EtcdClaim {
             scratch_dir: ctx.data_dir.join("scratch").join(&ctx.run_id),
-            member_name: format!(
-                "firedrill-{}",
-                &ctx.run_id[ctx.run_id.len().saturating_sub(12)..]
-            ),
+            member_name: format!("firedrill-{}", &ctx.run_id[ctx.run_id.len().saturating_sub(12)..]),
         };
         self.claim = Some(claim.clone());
         serde_json::to_value(claim).map_err(|e| DrillError::Error(e.to_string()))
@@ -326,8 +280,7 @@ impl Drill for EtcdRestore {
         let dir = self.claimed()?.scratch_dir.clone();
         std::fs::create_dir_all(&dir)
             .map_err(|e| DrillError::Error(format!("cannot create {}: {e}", dir.display())))?;
-        std::fs::write(dir.join(OWNER_FILE), &ctx.run_id)
-            .map_err(|e| DrillError::Error(e.to_string()))?;
+        std::fs::write(dir.join(OWNER_FILE), &ctx.run_id).map_err(|e| DrillError::Error(e.to_string()))?;
         self.take_snapshot(ctx).await
     }
 
@@ -360,24 +313,15 @@ impl Drill for EtcdRestore {
             &claim.log_file(),
         )
         .map_err(err)?;
-        ctx.detail(
-            "member",
-            serde_json::json!({"clientUrl": m.client_url, "pid": m.pid()}),
-        );
-        let gw = Gateway::new(&m.endpoint()).map_err(err)?;
+        ctx.detail("member", serde_json::json!({"clientUrl": m.client_url, "pid": m.pid()}));
+        let gw = Gateway::new(&m.client_url).map_err(err)?;
         self.member = Some((m, gw));
         Ok(())
     }
 
     async fn wait(&mut self, ctx: &RunContext) -> Result<(), DrillError> {
-        let (member, gw) = self
-            .member
-            .as_mut()
-            .ok_or_else(|| DrillError::Error("no member was started".into()))?;
-        ctx.waiting_for(&format!(
-            "the scratch member at {} to serve",
-            member.client_url
-        ));
+        let (member, gw) = self.member.as_mut().ok_or_else(|| DrillError::Error("no member was started".into()))?;
+        ctx.waiting_for(&format!("the scratch member at {} to serve", member.client_url));
         // A process start cannot be watched: poll its health endpoint every 10 ms, which bounds
         // the detection lag added to the RTO.
         loop {
@@ -386,62 +330,37 @@ impl Drill for EtcdRestore {
                 return Ok(());
             }
             if let Some(why) = member.exited() {
-                return Err(DrillError::Failed(format!(
-                    "the restored member did not start: {why}"
-                )));
+                return Err(DrillError::Failed(format!("the restored member did not start: {why}")));
             }
             ctx.clock.sleep(Duration::from_millis(10)).await;
         }
     }
 
     async fn verify(&mut self, ctx: &RunContext) -> Result<Vec<Check>, DrillError> {
-        let (_, gw) = self
-            .member
-            .as_ref()
-            .ok_or_else(|| DrillError::Error("no member was started".into()))?;
-        let failed = |e: EtcdError| {
-            DrillError::Failed(format!("the restored member stopped answering: {e}"))
-        };
+        let (_, gw) = self.member.as_ref().ok_or_else(|| DrillError::Error("no member was started".into()))?;
+        let failed = |e: EtcdError| DrillError::Failed(format!("the restored member stopped answering: {e}"));
         let mut checks = Vec::new();
         let (live, revision) = gw.count(None, None).await.map_err(failed)?;
-        let status = self
-            .snapshot
-            .status
-            .ok_or_else(|| DrillError::Error("the snapshot was not inspected".into()))?;
-        checks.push(Check::equal(
-            "revision equals the snapshot's",
-            status.revision,
-            revision,
-        ));
+        let status = self.snapshot.status.ok_or_else(|| DrillError::Error("the snapshot was not inspected".into()))?;
+        checks.push(Check::equal("revision equals the snapshot's", status.revision, revision));
         match self.snapshot.keys {
-            Some(expected) => checks.push(Check::equal(
-                "live keys equal the source's at that revision",
-                expected,
-                live,
-            )),
+            Some(expected) => {
+                checks.push(Check::equal("live keys equal the source's at that revision", expected, live))
+            }
             None => {
                 checks.push(Check::new("live keys present", live > 0).saw("> 0", live));
-                ctx.warn(
-                    "the source's key count is unknown, so only the presence of keys was checked",
-                );
+                ctx.warn("the source's key count is unknown, so only the presence of keys was checked");
             }
         }
-        ctx.detail(
-            "restored",
-            serde_json::json!({"revision": revision, "liveKeys": live}),
-        );
+        ctx.detail("restored", serde_json::json!({"revision": revision, "liveKeys": live}));
         for key in &self.params.expect_keys {
             let found = gw.get(key.as_bytes()).await.map_err(failed)?.is_some();
             checks.push(
-                Check::new(format!("key {key} exists"), found)
-                    .saw("present", if found { "present" } else { "absent" }),
+                Check::new(format!("key {key} exists"), found).saw("present", if found { "present" } else { "absent" }),
             );
         }
         for pc in &self.params.prefix_counts {
-            let (n, _) = gw
-                .count(Some(pc.prefix.as_bytes()), None)
-                .await
-                .map_err(failed)?;
+            let (n, _) = gw.count(Some(pc.prefix.as_bytes()), None).await.map_err(failed)?;
             let n = u64::try_from(n).unwrap_or(0);
             if let Some(min) = pc.min {
                 checks.push(
@@ -455,27 +374,19 @@ impl Drill for EtcdRestore {
         }
         if let Some(key) = &self.params.canary_key {
             let value = gw.get(key.as_bytes()).await.map_err(failed)?;
-            let text = value
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default()
-                .to_string();
+            let text = value.as_deref().map(String::from_utf8_lossy).unwrap_or_default().to_string();
             match Timestamp::parse_lenient(&text) {
                 Some(at) => {
-                    checks.push(
-                        Check::new(format!("canary {key} holds a timestamp"), true)
-                            .saw("a timestamp", at),
-                    );
+                    checks.push(Check::new(format!("canary {key} holds a timestamp"), true).saw("a timestamp", at));
                     ctx.recovery_point(RecoveryPoint {
                         at,
                         method: RpoMethod::Canary,
                         source: format!("etcd key {key}"),
                     });
                 }
-                None if value.is_none() => checks.push(
-                    Check::new(format!("canary {key} exists"), false)
-                        .saw("a timestamp", "no such key"),
-                ),
+                None if value.is_none() => {
+                    checks.push(Check::new(format!("canary {key} exists"), false).saw("a timestamp", "no such key"))
+                }
                 None => checks.push(
                     Check::new(format!("canary {key} holds a timestamp"), false)
                         .saw("a timestamp", format!("{text:?}")),
@@ -490,32 +401,13 @@ impl Drill for EtcdRestore {
 /// Stops the scratch member and removes the scratch directory named in `claim`. Refuses to
 /// remove a directory that does not carry this run's owner file.
 pub async fn cleanup(claim: &Claim, ctx: &RunContext) -> Result<Vec<String>, DrillError> {
-    let claim: EtcdClaim = serde_json::from_value(claim.clone())
-        .map_err(|e| DrillError::Error(format!("unreadable claim: {e}")))?;
-    let mut actions = Vec::new();
-    let stopped = member::stop_all(&claim.member_dir(), Duration::from_secs(5)).await;
-    if !stopped.is_empty() {
-        actions.push(format!(
-            "stopped scratch etcd member (pid {})",
-            stopped
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let still = member::processes_using(&claim.member_dir());
-    if !still.is_empty() {
-        return Err(DrillError::Error(format!(
-            "etcd pid {still:?} still uses {} after SIGKILL",
-            claim.member_dir().display()
-        )));
-    }
+    let claim: EtcdClaim =
+        serde_json::from_value(claim.clone()).map_err(|e| DrillError::Error(format!("unreadable claim: {e}")))?;
     let dir = &claim.scratch_dir;
     if !dir.exists() {
-        actions.push(format!("scratch directory {} already gone", dir.display()));
-        return Ok(actions);
+        return Ok(vec![format!("scratch directory {} already gone", dir.display())]);
     }
+    // Nothing is touched, not even a process, unless the directory says it is this run's.
     let owner = std::fs::read_to_string(dir.join(OWNER_FILE)).unwrap_or_default();
     if owner.trim() != ctx.run_id {
         return Err(DrillError::Error(format!(
@@ -524,8 +416,20 @@ pub async fn cleanup(claim: &Claim, ctx: &RunContext) -> Result<Vec<String>, Dri
             ctx.run_id
         )));
     }
-    remove_dir(dir)
-        .map_err(|e| DrillError::Error(format!("cannot remove {}: {e}", dir.display())))?;
+    let mut actions = Vec::new();
+    let stopped = member::stop_all(&claim.member_dir(), Duration::from_secs(5)).await;
+    if !stopped.is_empty() {
+        let pids = stopped.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        actions.push(format!("stopped scratch etcd member (pid {pids})"));
+    }
+    let still = member::processes_using(&claim.member_dir());
+    if !still.is_empty() {
+        return Err(DrillError::Error(format!(
+            "etcd pid {still:?} still uses {} after SIGKILL",
+            claim.member_dir().display()
+        )));
+    }
+    remove_dir(dir).map_err(|e| DrillError::Error(format!("cannot remove {}: {e}", dir.display())))?;
     actions.push(format!("removed scratch directory {}", dir.display()));
     Ok(actions)
 }

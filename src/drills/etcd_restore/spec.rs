@@ -164,15 +164,11 @@ fn path(v: &mut Validator, text: &Option<Loc<EnvText>>) -> Option<PathBuf> {
 
 fn endpoint(v: &mut Validator, spec: &EndpointSpec) -> Option<Endpoint> {
     let url = v.expand(&spec.endpoint)?;
-    let parsed = url::Url::parse(&url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    let parsed = url::Url::parse(&url).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     if parsed.is_none() || url.contains(',') {
         v.error(
             spec.endpoint.at(),
-            format!(
-                "`{url}` is not one etcd client URL: write http://host:2379 or https://host:2379"
-            ),
+            format!("`{url}` is not one etcd client URL: write http://host:2379 or https://host:2379"),
         );
         return None;
     }
@@ -181,16 +177,11 @@ fn endpoint(v: &mut Validator, spec: &EndpointSpec) -> Option<Endpoint> {
         cert_file: path(v, &t.cert_file),
         key_file: path(v, &t.key_file),
     });
-    if let (Some(t), Some(spec_tls)) = (&tls, &spec.tls) {
-        if t.cert_file.is_some() != t.key_file.is_some() {
-            let at = spec_tls
-                .cert_file
-                .as_ref()
-                .or(spec_tls.key_file.as_ref())
-                .map(Loc::at)
-                .unwrap_or(spec.endpoint.at());
-            v.error(at, "tls.certFile and tls.keyFile go together: give both for client-certificate auth, or neither");
-        }
+    if let (Some(t), Some(spec_tls)) = (&tls, &spec.tls)
+        && t.cert_file.is_some() != t.key_file.is_some()
+    {
+        let at = spec_tls.cert_file.as_ref().or(spec_tls.key_file.as_ref()).map(Loc::at).unwrap_or(spec.endpoint.at());
+        v.error(at, "tls.certFile and tls.keyFile go together: give both for client-certificate auth, or neither");
     }
     Some(Endpoint { url, tls })
 }
@@ -203,20 +194,10 @@ pub fn validate(v: &mut Validator, spec: &Loc<Spec>) -> Option<Params> {
         (Some(e), None) => endpoint(v, &e.value).map(Source::Endpoint),
         (None, Some(st)) => {
             let url = v.expand(&st.value.url);
-            let pattern = st
-                .value
-                .pattern
-                .as_ref()
-                .map(|p| p.value.clone())
-                .unwrap_or_else(|| "*.db".into());
+            let pattern = st.value.pattern.as_ref().map(|p| p.value.clone()).unwrap_or_else(|| "*.db".into());
             if let Err(e) = glob::Pattern::new(&pattern) {
                 let at = st.value.pattern.as_ref().map(Loc::at).unwrap_or(st.at());
-                v.error(
-                    at,
-                    format!(
-                        "`{pattern}` is not a glob pattern ({e}): write e.g. `*.db` or `etcd-*.db`"
-                    ),
-                );
+                v.error(at, format!("`{pattern}` is not a glob pattern ({e}): write e.g. `*.db` or `etcd-*.db`"));
             }
             if let Some(Err(e)) = url.as_deref().map(crate::store::parse) {
                 v.error(st.value.url.at(), e.to_string());
@@ -230,39 +211,20 @@ pub fn validate(v: &mut Validator, spec: &Loc<Spec>) -> Option<Params> {
     };
     let verify = s.verify.as_ref();
     let mut prefix_counts = Vec::new();
-    for pc in verify
-        .map(|v| v.prefix_counts.as_slice())
-        .unwrap_or_default()
-    {
+    for pc in verify.map(|v| v.prefix_counts.as_slice()).unwrap_or_default() {
         let p = &pc.value;
         if p.min.is_none() && p.equals.is_none() {
-            v.error(
-                pc.at(),
-                format!(
-                    "prefixCounts entry for `{}` needs `min` or `equals`",
-                    p.prefix
-                ),
-            );
+            v.error(pc.at(), format!("prefixCounts entry for `{}` needs `min` or `equals`", p.prefix));
         }
-        prefix_counts.push(PrefixCount {
-            prefix: p.prefix.clone(),
-            min: p.min,
-            equals: p.equals,
-        });
+        prefix_counts.push(PrefixCount { prefix: p.prefix.clone(), min: p.min, equals: p.equals });
     }
     let mut expect_keys = Vec::new();
     for k in verify.map(|v| v.expect_keys.as_slice()).unwrap_or_default() {
         expect_keys.extend(v.non_empty(k, "an expectKeys entry"));
     }
-    let canary_key = verify
-        .and_then(|x| x.canary.as_ref())
-        .and_then(|c| v.non_empty(&c.key, "canary.key"));
+    let canary_key = verify.and_then(|x| x.canary.as_ref()).and_then(|c| v.non_empty(&c.key, "canary.key"));
     let tools = match &s.tools {
-        Some(t) => ToolPaths {
-            etcd: path(v, &t.etcd),
-            etcdctl: path(v, &t.etcdctl),
-            etcdutl: path(v, &t.etcdutl),
-        },
+        Some(t) => ToolPaths { etcd: path(v, &t.etcd), etcdctl: path(v, &t.etcdctl), etcdutl: path(v, &t.etcdutl) },
         None => ToolPaths::default(),
     };
     Some(Params {
