@@ -122,18 +122,19 @@ impl Schedule {
 
 /// A time limit for each phase of the drill contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Timeouts {
-    #[serde(with = "crate::measure::ms")]
+    #[serde(with = "crate::measure::ms", rename = "preflightMs")]
     pub preflight: Duration,
-    #[serde(with = "crate::measure::ms")]
+    #[serde(with = "crate::measure::ms", rename = "setupMs")]
     pub setup: Duration,
-    #[serde(with = "crate::measure::ms")]
+    #[serde(with = "crate::measure::ms", rename = "actMs")]
     pub act: Duration,
-    #[serde(with = "crate::measure::ms")]
+    #[serde(with = "crate::measure::ms", rename = "waitMs")]
     pub wait: Duration,
-    #[serde(with = "crate::measure::ms")]
+    #[serde(with = "crate::measure::ms", rename = "verifyMs")]
     pub verify: Duration,
-    #[serde(with = "crate::measure::ms")]
+    #[serde(with = "crate::measure::ms", rename = "cleanupMs")]
     pub cleanup: Duration,
 }
 

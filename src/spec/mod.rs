@@ -76,8 +76,10 @@ impl Catalog {
                 Err(e) => errors.push(whole_file(path, format!("cannot read: {e}"))),
             }
         }
+        // The same file named twice (`drills/x.yaml` and `./drills/x.yaml`) is read once.
+        let mut seen = std::collections::HashSet::new();
+        files.retain(|f| seen.insert(f.canonicalize().unwrap_or_else(|_| f.clone())));
         files.sort();
-        files.dedup();
 
         let mut drills = Vec::new();
         let mut scenarios = Vec::new();

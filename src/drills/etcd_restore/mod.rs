@@ -114,7 +114,11 @@ impl EtcdRestore {
         let started = ctx.now();
         self.tools()?.snapshot_save(endpoint, &file).await.map_err(err)?;
         ctx.mark("snapshot-saved");
-        let status = self.tools()?.snapshot_status(&file).await.map_err(|e| DrillError::Failed(e.to_string()))?;
+        let status = self
+            .tools()?
+            .snapshot_status(&file)
+            .await
+            .map_err(|e| DrillError::Failed(format!("the snapshot does not pass etcd's integrity check: {e}")))?;
         let (keys, _) = self.tools()?.count(endpoint, Some(status.revision)).await.map_err(err)?;
         self.snapshot = Snapshot { status: Some(status), keys: Some(keys), sha256: None };
         ctx.recovery_point(RecoveryPoint {
@@ -177,11 +181,14 @@ impl EtcdRestore {
                 checked.file_sha256
             )));
         }
-        let status = self
-            .tools()?
-            .snapshot_status(&self.claimed()?.snapshot_file())
-            .await
-            .map_err(|e| DrillError::Failed(format!("the snapshot does not pass etcd's integrity check: {e}")))?;
+        // A snapshot this run took was inspected right after the save.
+        let status =
+            match self.snapshot.status {
+                Some(status) => status,
+                None => self.tools()?.snapshot_status(&self.claimed()?.snapshot_file()).await.map_err(|e| {
+                    DrillError::Failed(format!("the snapshot does not pass etcd's integrity check: {e}"))
+                })?,
+            };
         if let Some(meta) = self.found.as_ref().and_then(|f| f.meta.as_ref())
             && meta.revision != status.revision
         {
