@@ -437,3 +437,39 @@ async fn cleanup_removes_only_a_directory_that_carries_the_runs_marker() {
     let again = firedrill::drills::cleanup("etcd-restore", &claim, &ctx("run-1")).await.unwrap();
     assert!(again[0].contains("already gone"), "cleanup is idempotent: {again:?}");
 }
+
+#[tokio::test]
+async fn snapshots_round_trip_through_an_in_memory_store_and_the_newest_match_wins() {
+    use firedrill::etcd::snapshots::{self, META_FORMAT, SnapshotMeta};
+    use firedrill::store::{self, Profile};
+    let loc = store::open(&format!("memory://snapshots-{}/etcd", uuid::Uuid::now_v7()), Profile::Bulk).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let now = firedrill::clock::Clock::system().now();
+    let mut metas = Vec::new();
+    for (i, name) in ["etcd-20261101.db", "etcd-20261102.db", "other-20261103.db"].iter().enumerate() {
+        let file = write(dir.path(), name, &format!("snapshot {i}"));
+        let meta = SnapshotMeta {
+            format: META_FORMAT.into(),
+            save_started: now,
+            save_finished: now,
+            endpoint: "http://127.0.0.1:2379".into(),
+            revision: i as i64,
+            keys: 10,
+            total_key: 20,
+            size_bytes: 10,
+            sha256: "x".into(),
+            etcd_version: None,
+            tool_version: "test".into(),
+        };
+        snapshots::upload(&loc, name, &file, &meta).await.unwrap();
+        metas.push(meta);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let found = snapshots::newest(&loc, &glob::Pattern::new("etcd-*.db").unwrap()).await.unwrap().unwrap();
+    assert_eq!(found.key.as_ref(), "etcd/etcd-20261102.db", "the newest match; other-* and *.meta.json are not candidates");
+    assert_eq!(found.meta.as_ref(), Some(&metas[1]));
+    let dest = dir.path().join("fetched.db");
+    assert_eq!(snapshots::download(&loc, &found.key, &dest).await.unwrap(), 10);
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "snapshot 1");
+    assert!(snapshots::newest(&loc, &glob::Pattern::new("*.snap").unwrap()).await.unwrap().is_none());
+}

@@ -1,0 +1,106 @@
+//! Ledger benchmarks: append latency on `file://`, then `evidence verify` and `history` over a
+//! ledger of 100,000 records, timed as a person runs them (the release binary, wall clock).
+//!
+//!     cargo bench --bench ledger            # 100k records
+//!     LEDGER_BENCH_RECORDS=20000 cargo bench --bench ledger
+//!
+//! Records are copies of real ones (an intent and an outcome of an etcd-restore run, ~1.1 KB
+//! and ~4 KB), alternating, each with its own run id.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use firedrill::clock::Clock;
+use firedrill::ledger::Ledger;
+use firedrill::ledger::record::Entry;
+
+const INTENT: &str = include_str!("fixtures/intent.json");
+const OUTCOME: &str = include_str!("fixtures/outcome.json");
+
+fn entry(template: &Entry, n: usize) -> Entry {
+    let mut e = template.clone();
+    let id = format!("bench-{n:08}");
+    match &mut e {
+        Entry::Intent(i) => i.run_id = id,
+        Entry::Outcome(o) => o.run_id = id,
+        Entry::Scenario(s) => s.run_id = id,
+    }
+    e
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn timed(label: &str, cmd: &mut Command) -> Duration {
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let out = cmd.output().expect("run firedrill");
+        let took = t.elapsed();
+        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+        best = best.min(took);
+    }
+    println!("{label:<48} {:>9.3} s (best of 3)", best.as_secs_f64());
+    best
+}
+
+fn main() {
+    let n: usize = std::env::var("LEDGER_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let intent: Entry = serde_json::from_str(INTENT).expect("intent fixture");
+    let outcome: Entry = serde_json::from_str(OUTCOME).expect("outcome fixture");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("ledger").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    rt.block_on(async {
+        // A fresh process appending one record at a time: what every run does twice.
+        let ledger = Ledger::open(&url, &dir.path().join("data"), Clock::system()).unwrap();
+        let mut lat = Vec::new();
+        for i in 0..1000 {
+            let t = Instant::now();
+            ledger.append(&entry(if i % 2 == 0 { &intent } else { &outcome }, i)).await.unwrap();
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        println!(
+            "append on file:// (1000 appends)                 p50 {:.3} ms, p99 {:.3} ms",
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3
+        );
+        // A new Ledger each time: the head is found from the store, as at the start of a run.
+        let mut cold = Vec::new();
+        for i in 1000..1100 {
+            let l = Ledger::open(&url, &dir.path().join("data"), Clock::system()).unwrap();
+            let t = Instant::now();
+            l.append(&entry(&outcome, i)).await.unwrap();
+            cold.push(t.elapsed());
+        }
+        cold.sort();
+        println!(
+            "first append of a process (100 processes)       p50 {:.3} ms, p99 {:.3} ms",
+            percentile(&cold, 0.5).as_secs_f64() * 1e3,
+            percentile(&cold, 0.99).as_secs_f64() * 1e3
+        );
+        let t = Instant::now();
+        for i in 1100..n {
+            ledger.append(&entry(if i % 2 == 0 { &intent } else { &outcome }, i)).await.unwrap();
+        }
+        println!("filled the ledger to {n} records in {:.1} s", t.elapsed().as_secs_f64());
+    });
+
+    let bin = env!("CARGO_BIN_EXE_firedrill");
+    let firedrill = |args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.args(args).env("FIREDRILL_LEDGER", &url).env("FIREDRILL_DATA_DIR", dir.path().join("data"));
+        c
+    };
+    let verify = timed(&format!("firedrill evidence verify ({n} records)"), &mut firedrill(&["evidence", "verify"]));
+    let history = timed(&format!("firedrill history -o json ({n} records)"), &mut firedrill(&["history", "-o", "json"]));
+    let recent = timed(&format!("firedrill history --limit 20 ({n} records)"), &mut firedrill(&["history", "--limit", "20"]));
+    println!("goals: verify < 2 s ({}), history < 1 s ({})", ok(verify < Duration::from_secs(2)), ok(history.max(recent) < Duration::from_secs(1)));
+}
+
+fn ok(b: bool) -> &'static str {
+    if b { "met" } else { "MISSED" }
+}
