@@ -48,6 +48,9 @@ pub struct Location {
     pub prefix: Path,
     /// The URL as given, for records and messages (it never holds credentials).
     pub url: String,
+    /// For a local directory, its path: bulk readers may read its files directly, which avoids
+    /// the two thread hand-offs object_store's local store makes per object.
+    pub local_dir: Option<PathBuf>,
 }
 
 impl Location {
@@ -127,7 +130,7 @@ pub fn open_with(url: &str, profile: Profile, s3_options: &[(&str, &str)]) -> Re
         Target::Dir(dir) => open_dir(url, dir),
         Target::Memory { name, prefix } => {
             let store = MEMORY.lock().unwrap_or_else(|e| e.into_inner()).entry(name).or_default().clone();
-            Ok(Location { store, prefix: Path::from(prefix), url: url.to_string() })
+            Ok(Location { store, prefix: Path::from(prefix), url: url.to_string(), local_dir: None })
         }
         Target::S3 { bucket, prefix } => {
             let mut client = ClientOptions::new().with_connect_timeout(Duration::from_secs(5));
@@ -172,7 +175,7 @@ pub fn open_with(url: &str, profile: Profile, s3_options: &[(&str, &str)]) -> Re
                 .with_client_options(client)
                 .build()
                 .map_err(|e| StoreError::Open { url: url.to_string(), reason: e.to_string() })?;
-            Ok(Location { store: Arc::new(store), prefix: Path::from(prefix), url: url.to_string() })
+            Ok(Location { store: Arc::new(store), prefix: Path::from(prefix), url: url.to_string(), local_dir: None })
         }
     }
 }
@@ -181,7 +184,22 @@ fn open_dir(url: &str, dir: PathBuf) -> Result<Location, StoreError> {
     let fail = |e: &dyn std::fmt::Display| StoreError::Open { url: url.to_string(), reason: e.to_string() };
     std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
     let store = LocalFileSystem::new_with_prefix(&dir).map_err(|e| fail(&e))?.with_automatic_cleanup(true);
-    Ok(Location { store: Arc::new(store), prefix: Path::from(""), url: display_dir(url, &dir) })
+    let local_dir = dir.canonicalize().ok();
+    Ok(Location { store: Arc::new(store), prefix: Path::from(""), url: display_dir(url, &dir), local_dir })
+}
+
+/// [`open`] for reading only: a local directory that does not exist is not created, and reads
+/// as empty.
+pub fn open_existing(url: &str, profile: Profile) -> Result<Location, StoreError> {
+    match parse(url)? {
+        Target::Dir(dir) if !dir.exists() => Ok(Location {
+            store: Arc::new(InMemory::new()),
+            prefix: Path::from(""),
+            url: display_dir(url, &dir),
+            local_dir: None,
+        }),
+        _ => open(url, profile),
+    }
 }
 
 fn display_dir(url: &str, dir: &FsPath) -> String {

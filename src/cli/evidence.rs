@@ -22,7 +22,7 @@ pub enum EvidenceCommand {
 pub async fn run(global: &Global, command: EvidenceCommand) -> anyhow::Result<i32> {
     match command {
         EvidenceCommand::Verify { expect_head, output } => {
-            let ledger = Ledger::open(&global.ledger_url(), &global.data_dir(), Clock::system())?;
+            let ledger = Ledger::open_read(&global.ledger_url(), &global.data_dir(), Clock::system())?;
             let report = ledger.verify(expect_head.as_deref()).await?;
             if output == Format::Table {
                 if report.ok() {

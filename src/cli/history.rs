@@ -4,14 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 
 use super::Global;
 use super::output::{Format, Tabular, print_rows};
 use crate::clock::{Clock, Timestamp};
-use crate::ledger::Ledger;
 use crate::ledger::record::{Entry, Outcome, Record, ScenarioOutcome};
-use crate::measure::{Verdict, human};
+use crate::ledger::{Ledger, RunSummary};
+use crate::measure::human;
 use crate::report;
 
 fn parse_age(text: &str) -> Result<Duration, String> {
@@ -33,28 +32,6 @@ pub struct HistoryArgs {
     pub output: Format,
 }
 
-/// A run as `history` lists it.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Row {
-    started: Timestamp,
-    drill: String,
-    kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scenario: Option<String>,
-    verdict: Verdict,
-    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
-    rto_ms: Option<Duration>,
-    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
-    rto_target_ms: Option<Duration>,
-    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
-    rpo_ms: Option<Duration>,
-    #[serde(with = "crate::measure::opt_ms", skip_serializing_if = "Option::is_none")]
-    rpo_target_ms: Option<Duration>,
-    run_id: String,
-    reason: String,
-}
-
 fn against(v: Option<Duration>, t: Option<Duration>) -> String {
     match (v, t) {
         (Some(v), Some(t)) => format!("{} / {}", human(v), human(t)),
@@ -64,7 +41,7 @@ fn against(v: Option<Duration>, t: Option<Duration>) -> String {
     }
 }
 
-impl Tabular for Row {
+impl Tabular for RunSummary {
     fn headers() -> Vec<&'static str> {
         vec!["STARTED", "DRILL", "VERDICT", "RTO / TARGET", "RPO / TARGET", "RUN", "REASON"]
     }
@@ -89,35 +66,18 @@ impl Tabular for Row {
     }
 }
 
-fn row(o: &Outcome) -> Row {
-    let target = |f: &str| o.targets.iter().find(|t| t.figure == f).map(|t| t.target_ms);
-    Row {
-        started: o.timeline.started,
-        drill: o.drill.name.clone(),
-        kind: o.drill.kind.clone(),
-        scenario: o.scenario.as_ref().map(|s| s.name.clone()),
-        verdict: o.verdict,
-        rto_ms: o.rto_ms,
-        rto_target_ms: target("rto"),
-        rpo_ms: o.rpo_ms,
-        rpo_target_ms: target("rpo"),
-        run_id: o.run_id.clone(),
-        reason: o.reason.clone(),
-    }
-}
-
 fn open(global: &Global) -> anyhow::Result<Ledger> {
-    Ok(Ledger::open(&global.ledger_url(), &global.data_dir(), Clock::system())?)
+    Ok(Ledger::open_read(&global.ledger_url(), &global.data_dir(), Clock::system())?)
 }
 
 /// The outcomes and scenario outcomes in `records` that started at or after `from`.
-pub fn runs_since(records: &[Record], from: Option<Timestamp>) -> (Vec<&Outcome>, Vec<&ScenarioOutcome>) {
+pub fn runs_since(records: &[Record], from: Timestamp) -> (Vec<&Outcome>, Vec<&ScenarioOutcome>) {
     let mut outcomes = Vec::new();
     let mut scenarios = Vec::new();
     for r in records {
         match &r.entry {
-            Entry::Outcome(o) if from.is_none_or(|f| o.timeline.started >= f) => outcomes.push(o.as_ref()),
-            Entry::Scenario(s) if from.is_none_or(|f| s.started >= f) => scenarios.push(s.as_ref()),
+            Entry::Outcome(o) if o.timeline.started >= from => outcomes.push(o.as_ref()),
+            Entry::Scenario(s) if s.started >= from => scenarios.push(s.as_ref()),
             _ => {}
         }
     }
@@ -126,15 +86,14 @@ pub fn runs_since(records: &[Record], from: Option<Timestamp>) -> (Vec<&Outcome>
 
 pub async fn history(global: &Global, args: HistoryArgs) -> anyhow::Result<i32> {
     let ledger = open(global)?;
-    let records = ledger.records().await?;
     let now = Clock::system().now();
-    let (outcomes, _) = runs_since(&records, args.since.map(|d| now - d));
-    let mut rows: Vec<Row> = outcomes
+    let from = args.since.map(|d| now - d);
+    let mut rows: Vec<RunSummary> = ledger
+        .summaries()
+        .await?
         .into_iter()
-        .filter(|o| {
-            args.drill.as_ref().is_none_or(|d| &o.drill.name == d || o.scenario.as_ref().is_some_and(|s| &s.name == d))
-        })
-        .map(row)
+        .filter(|r| from.is_none_or(|f| r.started >= f))
+        .filter(|r| args.drill.as_ref().is_none_or(|d| &r.drill == d || r.scenario.as_ref() == Some(d)))
         .collect();
     if let Some(limit) = args.limit {
         rows.drain(..rows.len().saturating_sub(limit));
@@ -173,10 +132,13 @@ pub struct ReportArgs {
 pub async fn report(global: &Global, args: ReportArgs) -> anyhow::Result<i32> {
     let ledger = open(global)?;
     let chain = ledger.verify(None).await?;
-    let records = ledger.records().await?;
     let now = Clock::system().now();
     let from = now - args.since;
-    let (runs, scenarios) = runs_since(&records, Some(from));
+    // Only the records of the period are read in full; the cached summaries say where it starts.
+    let before = ledger.summaries().await?.into_iter().filter(|r| r.started < from).map(|r| r.seq + 1).max();
+    let first_seq = before.unwrap_or(0);
+    let records = ledger.records_from(first_seq).await?;
+    let (runs, scenarios) = runs_since(&records, from);
     let data = report::ReportData {
         ledger: ledger.url(),
         from,

@@ -7,6 +7,7 @@
 //! cannot fork on any backend (`file://`, `s3://`, `memory://`). When the store cannot be reached
 //! the entry is spooled to local disk and appended, in order, by the next run.
 
+pub mod cache;
 pub mod record;
 pub mod spool;
 pub mod verify;
@@ -21,6 +22,8 @@ use tokio::sync::Mutex;
 
 use crate::clock::Clock;
 use crate::store::{self, Location, Profile};
+pub use cache::RunSummary;
+use cache::{Cache, Cached};
 pub use record::{Entry, GENESIS, Record, sha256_hex};
 pub use spool::Spool;
 pub use verify::{Head, Problem, Report, Stored};
@@ -45,6 +48,9 @@ pub enum LedgerError {
     /// The spool directory could not be read or written.
     #[error("spool {0}")]
     Spool(String),
+    /// A worker thread hashing or parsing records failed.
+    #[error("reading the ledger: {0}")]
+    Worker(String),
     /// Other writers kept taking the next slot.
     #[error("ledger {0}: could not append after many attempts; another writer keeps appending")]
     Contention(String),
@@ -69,11 +75,24 @@ pub struct Ledger {
     tip: Mutex<Option<Option<(u64, String)>>>,
     /// One flush of the spool at a time in this process (the spool's file lock covers others).
     flushing: Mutex<()>,
+    cache: Cache,
 }
 
 const RECORDS: &str = "records";
 const HEAD: &str = "head.json";
 const READ_CONCURRENCY: usize = 64;
+/// Records hashed or parsed per blocking task, and how many such tasks run at once.
+const SCAN_CHUNK: usize = 512;
+const SCAN_WORKERS: usize = 4;
+
+/// Runs `work` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, LedgerError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| LedgerError::Worker(e.to_string()))?
+}
+/// New records fetched one by one before `summaries` lists the store instead.
+const PROBE_LIMIT: usize = 64;
 
 fn record_name(seq: u64) -> String {
     format!("{RECORDS}/{seq:020}.json")
@@ -92,9 +111,19 @@ impl Ledger {
         clock: Clock,
         s3_options: &[(&str, &str)],
     ) -> Result<Self, LedgerError> {
-        let loc = store::open_with(url, Profile::Records, s3_options)?;
+        Ok(Self::new(store::open_with(url, Profile::Records, s3_options)?, data_dir, clock))
+    }
+
+    /// Opens the ledger at `url` for reading: a local ledger that does not exist yet is not
+    /// created, and reads as empty.
+    pub fn open_read(url: &str, data_dir: &FsPath, clock: Clock) -> Result<Self, LedgerError> {
+        Ok(Self::new(store::open_existing(url, Profile::Records)?, data_dir, clock))
+    }
+
+    fn new(loc: Location, data_dir: &FsPath, clock: Clock) -> Self {
         let spool = Spool::new(data_dir, &loc.url);
-        Ok(Self { loc, spool, clock, tip: Mutex::new(None), flushing: Mutex::new(()) })
+        let cache = Cache::new(data_dir, &loc.url);
+        Self { loc, spool, clock, tip: Mutex::new(None), flushing: Mutex::new(()), cache }
     }
 
     pub fn url(&self) -> &str {
@@ -239,48 +268,172 @@ impl Ledger {
 
     /// The sequence numbers of the stored records, and any other keys found under `records/`.
     async fn list(&self) -> Result<(Vec<u64>, Vec<String>), LedgerError> {
-        let prefix = self.loc.key(RECORDS);
-        let metas: Vec<_> = self.loc.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
-        let mut seqs = Vec::with_capacity(metas.len());
+        let names: Vec<String> = match self.local_records() {
+            Some(dir) => match std::fs::read_dir(&dir) {
+                Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(LedgerError::Worker(format!("{}: {e}", dir.display()))),
+            },
+            None => {
+                let prefix = self.loc.key(RECORDS);
+                let metas: Vec<_> =
+                    self.loc.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
+                metas.into_iter().map(|m| self.loc.relative(&m.location)[RECORDS.len() + 1..].to_string()).collect()
+            }
+        };
+        let mut seqs = Vec::with_capacity(names.len());
         let mut foreign = Vec::new();
-        for m in metas {
-            let name = m.location.filename().unwrap_or_default();
+        for name in names {
             match name.strip_suffix(".json").filter(|n| n.len() == 20).and_then(|n| n.parse::<u64>().ok()) {
                 Some(seq) => seqs.push(seq),
-                None => foreign.push(self.loc.relative(&m.location)),
+                None => foreign.push(format!("{RECORDS}/{name}")),
             }
         }
         seqs.sort_unstable();
         Ok((seqs, foreign))
     }
 
-    /// Every stored record with `seq >= from`, in order, with the keys that are not records.
-    pub async fn read_from(&self, from: u64) -> Result<(Vec<Stored>, Vec<String>), LedgerError> {
-        let (seqs, foreign) = self.list().await?;
-        let wanted: Vec<u64> = seqs.into_iter().filter(|s| *s >= from).collect();
-        let stored = futures::stream::iter(wanted)
-            .map(|seq| async move {
-                let bytes = self.get(&self.loc.key(&record_name(seq))).await?;
-                Ok::<_, LedgerError>(bytes.map(|bytes| Stored { key_seq: seq, bytes }))
-            })
-            .buffered(READ_CONCURRENCY)
-            .try_filter_map(|s| async move { Ok(s) })
-            .try_collect()
-            .await?;
-        Ok((stored, foreign))
+    /// The directory of the record files, when the ledger is a local directory.
+    fn local_records(&self) -> Option<std::path::PathBuf> {
+        self.loc.local_dir.as_ref().map(|d| d.join(self.loc.prefix.as_ref()).join(RECORDS))
     }
 
-    /// Every record that parses, in chain order. Use [`Ledger::verify`] to know that none was
-    /// changed.
+    /// Reads every stored record with `seq >= from` and maps each with `f` on blocking threads,
+    /// in chunks, so hashing and parsing use every core. Returns the results in chain order and
+    /// the keys under `records/` that are not records.
+    async fn scan<T: Send + 'static>(
+        &self,
+        from: u64,
+        f: fn(u64, &[u8]) -> T,
+    ) -> Result<(Vec<T>, Vec<String>), LedgerError> {
+        let (seqs, foreign) = self.list().await?;
+        let seqs: Vec<u64> = seqs.into_iter().filter(|s| *s >= from).collect();
+        let chunks: Vec<Vec<T>> = match self.local_records() {
+            // A local ledger: each worker reads its chunk's files itself.
+            Some(dir) => {
+                futures::stream::iter(seqs.chunks(SCAN_CHUNK).map(<[u64]>::to_vec))
+                    .map(|chunk| {
+                        let dir = dir.clone();
+                        blocking(move || {
+                            let mut out = Vec::with_capacity(chunk.len());
+                            for seq in chunk {
+                                match std::fs::read(dir.join(format!("{seq:020}.json"))) {
+                                    Ok(bytes) => out.push(f(seq, &bytes)),
+                                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                                    Err(e) => return Err(LedgerError::Worker(e.to_string())),
+                                }
+                            }
+                            Ok(out)
+                        })
+                    })
+                    .buffered(SCAN_WORKERS)
+                    .try_collect()
+                    .await?
+            }
+            // Any other store: fetch concurrently, then hash and parse in chunks.
+            None => {
+                futures::stream::iter(seqs)
+                    .map(|seq| async move {
+                        Ok::<_, LedgerError>(self.get(&self.loc.key(&record_name(seq))).await?.map(|b| (seq, b)))
+                    })
+                    .buffered(READ_CONCURRENCY)
+                    .chunks(SCAN_CHUNK)
+                    .map(|chunk| async move {
+                        let chunk: Vec<(u64, Bytes)> =
+                            chunk.into_iter().filter_map(Result::transpose).collect::<Result<_, _>>()?;
+                        blocking(move || Ok(chunk.iter().map(|(seq, bytes)| f(*seq, bytes)).collect())).await
+                    })
+                    .buffered(SCAN_WORKERS)
+                    .try_collect()
+                    .await?
+            }
+        };
+        Ok((chunks.into_iter().flatten().collect(), foreign))
+    }
+
+    /// Every stored record with `seq >= from` that parses, in chain order. Use
+    /// [`Ledger::verify`] to know that none was changed.
+    pub async fn records_from(&self, from: u64) -> Result<Vec<Record>, LedgerError> {
+        let (records, _) = self.scan(from, |_, bytes| serde_json::from_slice::<Record>(bytes).ok()).await?;
+        Ok(records.into_iter().flatten().collect())
+    }
+
+    /// Every record that parses, in chain order.
     pub async fn records(&self) -> Result<Vec<Record>, LedgerError> {
-        let (stored, _) = self.read_from(0).await?;
-        Ok(stored.iter().filter_map(|s| serde_json::from_slice(&s.bytes).ok()).collect())
+        self.records_from(0).await
     }
 
     /// Checks the whole chain; `expect` is a head hash kept elsewhere (a previous report).
     pub async fn verify(&self, expect: Option<&str>) -> Result<Report, LedgerError> {
         let head = self.head().await?;
-        let (stored, foreign) = self.read_from(0).await?;
-        Ok(verify::verify(&stored, &foreign, head.as_ref(), expect))
+        let (digests, foreign) = self.scan(0, verify::digest).await?;
+        let mut report = verify::verify(&digests, &foreign, head.as_ref(), expect);
+        // Explain the damage: was a record rewritten by hand (same content, other bytes)?
+        let suspects: Vec<u64> = report
+            .problems
+            .iter()
+            .filter_map(|p| match p {
+                Problem::BrokenLink { seq, .. } => seq.checked_sub(1),
+                Problem::HeadMismatch { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        for seq in suspects {
+            if let Some(bytes) = self.get(&self.loc.key(&record_name(seq))).await?
+                && serde_json::from_slice::<serde_json::Value>(&bytes).is_ok()
+                && !verify::is_canonical(&bytes)
+            {
+                report.problems.push(Problem::NotCanonical { seq });
+            }
+        }
+        Ok(report)
+    }
+
+    /// The summaries of every run in the ledger, for `history`: from the local cache, plus the
+    /// records appended since it was written.
+    pub async fn summaries(&self) -> Result<Vec<RunSummary>, LedgerError> {
+        let mut cached = self.cache.load();
+        // Trust the cache only if the store still holds its last record, unchanged.
+        if let Some(last) = cached.last() {
+            let same =
+                self.get(&self.loc.key(&record_name(last.seq))).await?.is_some_and(|b| sha256_hex(&b) == last.sha256);
+            if !same {
+                cached.clear();
+            }
+        }
+        let rebuild = cached.is_empty();
+        let mut next = cached.last().map_or(0, |c| c.seq + 1);
+        let mut fresh = Vec::new();
+        if !rebuild {
+            // A few new records are probed one by one; many are listed and read in parallel.
+            while fresh.len() < PROBE_LIMIT {
+                match self.get(&self.loc.key(&record_name(next))).await? {
+                    Some(bytes) => fresh.push(cache::summarize(next, &bytes)),
+                    None => break,
+                }
+                next += 1;
+            }
+        }
+        if rebuild || fresh.len() == PROBE_LIMIT {
+            fresh.extend(self.scan(next, cache::summarize).await?.0);
+        }
+        let saved = if rebuild {
+            let contiguous: Vec<Cached> =
+                fresh.iter().enumerate().take_while(|(i, c)| c.seq == *i as u64).map(|(_, c)| c.clone()).collect();
+            self.cache.replace(&contiguous)
+        } else {
+            let start = cached.len() as u64;
+            let contiguous: Vec<Cached> = fresh
+                .iter()
+                .enumerate()
+                .take_while(|(i, c)| c.seq == start + *i as u64)
+                .map(|(_, c)| c.clone())
+                .collect();
+            self.cache.append(&contiguous)
+        };
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "could not update the history cache");
+        }
+        Ok(cached.into_iter().chain(fresh).filter_map(|c| c.run).collect())
     }
 }

@@ -46,9 +46,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// What a record says.
+/// What a record says: `{"intent": {...}}`, `{"outcome": {...}}` or `{"scenario": {...}}`.
+/// (Externally tagged: a `"type"` field inside would make every reader buffer the whole entry
+/// before parsing it.)
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub enum Entry {
     /// Written before a drill changes anything.
     Intent(Box<Intent>),

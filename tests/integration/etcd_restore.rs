@@ -466,7 +466,11 @@ async fn snapshots_round_trip_through_an_in_memory_store_and_the_newest_match_wi
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let found = snapshots::newest(&loc, &glob::Pattern::new("etcd-*.db").unwrap()).await.unwrap().unwrap();
-    assert_eq!(found.key.as_ref(), "etcd/etcd-20261102.db", "the newest match; other-* and *.meta.json are not candidates");
+    assert_eq!(
+        found.key.as_ref(),
+        "etcd/etcd-20261102.db",
+        "the newest match; other-* and *.meta.json are not candidates"
+    );
     assert_eq!(found.meta.as_ref(), Some(&metas[1]));
     let dest = dir.path().join("fetched.db");
     assert_eq!(snapshots::download(&loc, &found.key, &dest).await.unwrap(), 10);

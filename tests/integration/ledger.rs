@@ -256,3 +256,43 @@ async fn records_are_spooled_while_s3_is_down_and_appended_in_order_when_it_is_b
     let _ = server.kill();
     let _ = server.wait();
 }
+
+fn outcome(n: usize) -> Entry {
+    let mut e: Entry = serde_json::from_str(include_str!("../../benches/fixtures/outcome.json")).unwrap();
+    if let Entry::Outcome(o) = &mut e {
+        o.run_id = format!("run-{n}");
+        o.reason = format!("outcome {n}");
+    }
+    e
+}
+
+#[tokio::test]
+async fn history_summaries_come_from_a_cache_that_follows_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("ledger").display());
+    let data = dir.path().join("data");
+    let ledger = open(&url, &data, &[]);
+    for i in 0..3 {
+        ledger.append(&outcome(i)).await.unwrap();
+    }
+    ledger.append(&entry(99)).await.unwrap();
+    let reasons = |s: Vec<firedrill::ledger::RunSummary>| s.into_iter().map(|r| (r.seq, r.reason)).collect::<Vec<_>>();
+    assert_eq!(
+        reasons(ledger.summaries().await.unwrap()),
+        [(0, "outcome 0".into()), (1, "outcome 1".into()), (2, "outcome 2".into())]
+    );
+    let cache_file =
+        std::fs::read_dir(data.join("cache")).unwrap().next().unwrap().unwrap().path().join("history.jsonl");
+    assert_eq!(std::fs::read_to_string(&cache_file).unwrap().lines().count(), 4, "every record is cached, runs or not");
+
+    // Appended since: read from the store and added to the cache.
+    ledger.append(&outcome(4)).await.unwrap();
+    let again = open(&url, &data, &[]);
+    assert_eq!(again.summaries().await.unwrap().last().unwrap().reason, "outcome 4");
+    assert_eq!(std::fs::read_to_string(&cache_file).unwrap().lines().count(), 5);
+
+    // The store no longer holds the last cached record as it was: the cache is rebuilt.
+    let last = dir.path().join("ledger/records/00000000000000000004.json");
+    std::fs::write(&last, std::fs::read_to_string(&last).unwrap().replace("outcome 4", "outcome four")).unwrap();
+    assert_eq!(again.summaries().await.unwrap().last().unwrap().reason, "outcome four");
+}

@@ -101,7 +101,7 @@ impl EtcdRestore {
     }
 
     fn store_location(url: &str) -> Result<store::Location, DrillError> {
-        store::open(url, Profile::Bulk).map_err(|e| DrillError::Error(e.to_string()))
+        store::open_existing(url, Profile::Bulk).map_err(|e| DrillError::Error(e.to_string()))
     }
 
     /// fromEndpoint: take the snapshot, count the source's live keys at its revision.
