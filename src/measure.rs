@@ -137,6 +137,16 @@ pub enum RpoMethod {
 }
 
 impl RpoMethod {
+    /// The name records use (`canary`, `snapshotMetadata`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            RpoMethod::Canary => "canary",
+            RpoMethod::SnapshotMetadata => "snapshotMetadata",
+            RpoMethod::BackupMetadata => "backupMetadata",
+            RpoMethod::ObjectModified => "objectModified",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             RpoMethod::Canary => "canary read from the restored data",
@@ -463,6 +473,14 @@ mod tests {
         assert_eq!(d.reasons, vec!["cleanup did not finish: data dir busy"]);
         let failed = Ending::Failed { phase: Phase::Act, reason: "x".into() };
         assert_eq!(decide(&failed, &[], Some("y")).verdict, Verdict::Failed);
+    }
+
+    #[test]
+    fn rpo_method_names_are_the_names_records_use() {
+        for m in [RpoMethod::Canary, RpoMethod::SnapshotMetadata, RpoMethod::BackupMetadata, RpoMethod::ObjectModified]
+        {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+        }
     }
 
     #[test]

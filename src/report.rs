@@ -239,7 +239,7 @@ pub fn csv(r: &ReportData) -> String {
             ms(target(o, "rto")),
             ms(o.rpo_ms),
             ms(target(o, "rpo")),
-            o.recovery_point.as_ref().map(|p| format!("{:?}", p.method).to_lowercase()).unwrap_or_default(),
+            o.recovery_point.as_ref().map(|p| p.method.name().to_string()).unwrap_or_default(),
             o.run_id.clone(),
             o.reason.clone(),
         ]);

@@ -39,6 +39,9 @@ pub enum EtcdCommand {
 
 pub async fn run(command: EtcdCommand) -> anyhow::Result<i32> {
     let EtcdCommand::Snapshot { endpoint, cacert, cert, key, upload, name, out } = command;
+    if cert.is_some() != key.is_some() {
+        anyhow::bail!("--cert and --key go together: give both for client-certificate auth, or neither");
+    }
     if upload.is_none() && out.is_none() {
         anyhow::bail!("say where the snapshot goes: --upload <store URL>, --out <file>, or both");
     }

@@ -260,12 +260,15 @@ pub fn outcome_text(o: &Outcome, recorded: &Result<Appended, String>) -> String 
         .collect();
     let _ = writeln!(s, "  phases      {}", phases.join(" | "));
     if let Some(t0) = o.timeline.t0 {
+        let verified = o.timeline.verified.map(|at| ("verified", at));
         let marks: Vec<String> = o
             .timeline
             .marks
             .iter()
-            .filter(|m| m.at >= t0)
-            .map(|m| format!("{} +{}", m.name, m.at.since(t0).map(human).unwrap_or_default()))
+            .map(|m| (m.name.as_str(), m.at))
+            .chain(verified)
+            .filter(|(_, at)| *at >= t0)
+            .map(|(name, at)| format!("{name} +{}", at.since(t0).map(human).unwrap_or_default()))
             .collect();
         if !marks.is_empty() {
             let _ = writeln!(s, "  after t0    {}", marks.join(", "));

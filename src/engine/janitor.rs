@@ -43,6 +43,11 @@ pub async fn sweep(runner: &Runner) -> Vec<Outcome> {
 
 async fn clean(runner: &Runner, marker: Marker) -> Outcome {
     let data = marker.data.clone();
+    // The run finished (cleanup included) but could record its outcome nowhere: record it now.
+    if let Some(outcome) = &data.outcome {
+        record(runner, &data.ledger, outcome, marker).await;
+        return (**outcome).clone();
+    }
     let intent = &data.intent;
     let ctx = runner::janitor_context(runner, &intent.run_id);
     ctx.log(format!(
@@ -88,10 +93,17 @@ async fn clean(runner: &Runner, marker: Marker) -> Outcome {
         log: reported.log.into_iter().collect(),
         timeline,
     };
-    let ledger = if data.ledger == runner.ledger.url() {
+    record(runner, &data.ledger, &outcome, marker).await;
+    outcome
+}
+
+/// Appends `outcome` to the ledger the run's intent went to; removes the marker once it is
+/// recorded, gives it back for the next janitor otherwise.
+async fn record(runner: &Runner, ledger_url: &str, outcome: &Outcome, marker: Marker) {
+    let ledger = if ledger_url == runner.ledger.url() {
         Ok(runner.ledger.clone())
     } else {
-        Ledger::open(&data.ledger, &runner.data_dir, runner.clock).map(Arc::new)
+        Ledger::open(ledger_url, &runner.data_dir, runner.clock).map(Arc::new)
     };
     let recorded = match ledger {
         Ok(l) => l.append(&Entry::Outcome(Box::new(outcome.clone()))).await.map_err(|e| e.to_string()),
@@ -99,7 +111,9 @@ async fn clean(runner: &Runner, marker: Marker) -> Outcome {
     };
     match recorded {
         Ok(_) => marker.remove(),
-        Err(e) => tracing::error!("janitor: the Aborted outcome of run {} could not be recorded: {e}", intent.run_id),
+        Err(e) => {
+            tracing::error!("janitor: the outcome of run {} could not be recorded: {e}", outcome.run_id);
+            marker.release();
+        }
     }
-    outcome
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::record::Intent;
+use crate::ledger::record::{Intent, Outcome};
 use crate::measure::{Phase, Timeline};
 
 /// What a marker holds.
@@ -21,6 +21,10 @@ pub struct MarkerData {
     /// The phase that was running at the last update.
     pub phase: Option<Phase>,
     pub timeline: Timeline,
+    /// Set when the run finished but its outcome could be recorded nowhere: the janitor then
+    /// records this outcome instead of an `Aborted` one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Box<Outcome>>,
 }
 
 /// A run's marker file.
@@ -34,8 +38,12 @@ pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("runs")
 }
 
+fn dir_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
 fn write_atomic(path: &Path, data: &MarkerData) -> std::io::Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
+    let parent = dir_of(path);
     fs::create_dir_all(parent)?;
     let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
     tmp.write_all(&serde_json::to_vec(data)?)?;
@@ -59,6 +67,22 @@ impl Marker {
         self.data.timeline = timeline.clone();
         if let Err(e) = write_atomic(&self.path, &self.data) {
             tracing::warn!(path = %self.path.display(), error = %e, "could not update the run marker");
+        }
+    }
+
+    /// Keeps a finished run's outcome that could not be recorded, for the janitor to record.
+    pub fn keep_outcome(&mut self, outcome: &Outcome) {
+        self.data.outcome = Some(Box::new(outcome.clone()));
+        if let Err(e) = write_atomic(&self.path, &self.data) {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not keep the unrecorded outcome in the run marker");
+        }
+    }
+
+    /// Gives a taken marker back (its outcome could not be recorded): the next janitor tries again.
+    pub fn release(self) {
+        let back = dir_of(&self.path).join(format!("{}.json", self.data.intent.run_id));
+        if let Err(e) = fs::rename(&self.path, &back) {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not give the run marker back");
         }
     }
 

@@ -160,8 +160,13 @@ impl Run<'_> {
             )),
             Err(e) => return Err(format!("cannot record the intent, so nothing was changed: {e}")),
         }
-        let data =
-            MarkerData { intent, ledger: r.ledger.url().to_string(), phase: None, timeline: self.timeline.clone() };
+        let data = MarkerData {
+            intent,
+            ledger: r.ledger.url().to_string(),
+            phase: None,
+            timeline: self.timeline.clone(),
+            outcome: None,
+        };
         let marker = Marker::create(&r.data_dir, data).map_err(|e| {
             format!("cannot write the run marker in {}, so nothing was changed: {e}", r.data_dir.display())
         })?;
@@ -243,13 +248,14 @@ impl Runner {
             self.progress.run_finished(&plan.name, outcome.verdict, &outcome.reason);
             let recorded =
                 self.ledger.append(&Entry::Outcome(Box::new(outcome.clone()))).await.map_err(|e| e.to_string());
-            match &recorded {
-                Ok(_) => {
-                    if let Some(m) = run.marker {
-                        m.remove();
-                    }
+            match (&recorded, run.marker) {
+                (Ok(_), Some(m)) => m.remove(),
+                (Err(e), Some(mut m)) => {
+                    tracing::error!("the outcome of run {run_id} could not be recorded ({e}); it stays in the run marker for the next run to record");
+                    m.keep_outcome(&outcome);
                 }
-                Err(e) => tracing::error!("the outcome of run {run_id} could not be recorded: {e}"),
+                (Err(e), None) => tracing::error!("the outcome of run {run_id} could not be recorded: {e}"),
+                (Ok(_), None) => {}
             }
             RunResult { outcome, recorded }
         }

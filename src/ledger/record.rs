@@ -93,7 +93,7 @@ pub struct ScenarioRef {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
-    /// `cli`, `schedule` or `janitor`.
+    /// `cli` (a person or job ran `firedrill run`); the scheduler will add `schedule`.
     pub by: String,
     /// The person or team named by `--operator` or the scenario.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -22,7 +22,8 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Spool {
     pub fn new(data_dir: &Path, ledger_url: &str) -> Self {
-        Self { dir: data_dir.join("spool").join(&sha256_hex(ledger_url.as_bytes())[..16]) }
+        let key = &sha256_hex(ledger_url.trim_end_matches('/').as_bytes())[..16];
+        Self { dir: data_dir.join("spool").join(key) }
     }
 
     pub fn dir(&self) -> &Path {
@@ -59,8 +60,8 @@ impl Spool {
         }
     }
 
-    /// The spooled entries, oldest first. A file that does not parse is an error, not skipped:
-    /// a person must look at it.
+    /// The spooled entries, oldest first. A file that is not an entry (damaged on disk) is moved
+    /// to `rejected/` for a person to look at, so that it cannot hold up the others.
     pub fn pending(&self) -> std::io::Result<Vec<(PathBuf, Entry)>> {
         let mut files = match fs::read_dir(&self.dir) {
             Ok(rd) => rd
@@ -71,15 +72,19 @@ impl Spool {
             Err(e) => return Err(e),
         };
         files.sort();
-        files
-            .into_iter()
-            .map(|p| {
-                let entry = serde_json::from_slice(&fs::read(&p)?).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
-                })?;
-                Ok((p, entry))
-            })
-            .collect()
+        let mut entries = Vec::with_capacity(files.len());
+        for p in files {
+            match serde_json::from_slice(&fs::read(&p)?) {
+                Ok(entry) => entries.push((p, entry)),
+                Err(e) => {
+                    let rejected = self.dir.join("rejected");
+                    fs::create_dir_all(&rejected)?;
+                    fs::rename(&p, rejected.join(p.file_name().unwrap_or_default()))?;
+                    tracing::error!(file = %p.display(), error = %e, "a spooled record is damaged; moved to {}", rejected.display());
+                }
+            }
+        }
+        Ok(entries)
     }
 
     pub fn remove(&self, path: &Path) -> std::io::Result<()> {

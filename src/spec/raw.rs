@@ -183,8 +183,8 @@ impl JsonSchema for DurationText {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "description": "A human duration: a number and a unit (ms, s, m, h, d, w), e.g. `90s`, `15m`, `24h`, `7d`, `1h 30m`.",
-            "pattern": r"^\s*\d+\s*[a-zA-Z]+(\s*\d+\s*[a-zA-Z]+)*\s*$",
+            "description": "A human duration: numbers with units (ns, us, ms, s, m, h, d, w, M, y), e.g. `90s`, `15m`, `24h`, `7d`, `1h 30m`, `1.5h`.",
+            "pattern": r"^\s*\d+(\.\d+)?\s*[a-zA-Zµ]+(\s*\d+(\.\d+)?\s*[a-zA-Zµ]+)*\s*$",
             "examples": ["90s", "15m", "24h", "7d"]
         })
     }

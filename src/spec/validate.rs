@@ -140,7 +140,8 @@ pub fn drill(v: &mut Validator, spec_sha256: String, raw: raw::DrillFile) -> Opt
     let targets = targets(v, raw.targets.as_ref());
     let schedule = raw.schedule.as_ref().and_then(|s| schedule(v, s));
     let params = drills::validate(v, &raw);
-    let timeouts = params.as_ref().map(|p| timeouts(v, p, raw.timeouts.as_ref()));
+    let overrides = timeout_overrides(v, raw.timeouts.as_ref());
+    let timeouts = params.as_ref().map(|p| timeouts(p, &overrides));
     if !v.is_clean() {
         return None;
     }
@@ -167,9 +168,9 @@ fn targets(v: &mut Validator, spec: Option<&raw::TargetsSpec>) -> Targets {
     }
 }
 
-fn timeouts(v: &mut Validator, params: &DrillParams, spec: Option<&raw::TimeoutsSpec>) -> Timeouts {
-    let mut t = params.default_timeouts();
-    let Some(spec) = spec else { return t };
+/// The per-phase limits a drill file sets, checked whether or not its drill block is valid.
+fn timeout_overrides(v: &mut Validator, spec: Option<&raw::TimeoutsSpec>) -> Vec<(Phase, Duration)> {
+    let Some(spec) = spec else { return Vec::new() };
     let given = [
         (Phase::Preflight, &spec.preflight),
         (Phase::Setup, &spec.setup),
@@ -178,10 +179,19 @@ fn timeouts(v: &mut Validator, params: &DrillParams, spec: Option<&raw::Timeouts
         (Phase::Verify, &spec.verify),
         (Phase::Cleanup, &spec.cleanup),
     ];
-    for (phase, text) in given {
-        if let Some(d) = text.as_ref().and_then(|text| v.duration(text, &format!("timeouts.{phase}"))) {
-            t.set(phase, d);
-        }
+    given
+        .into_iter()
+        .filter_map(|(phase, text)| {
+            Some((phase, text.as_ref().and_then(|t| v.duration(t, &format!("timeouts.{phase}")))?))
+        })
+        .collect()
+}
+
+/// The drill type's defaults with the file's overrides.
+fn timeouts(params: &DrillParams, overrides: &[(Phase, Duration)]) -> Timeouts {
+    let mut t = params.default_timeouts();
+    for (phase, d) in overrides {
+        t.set(*phase, *d);
     }
     t
 }

@@ -365,7 +365,7 @@ fn marker(s: &Setup, owner: Owner, scratch: &std::path::Path) -> MarkerData {
     };
     let mut timeline = Timeline::new(now);
     timeline.t0 = Some(now);
-    MarkerData { intent, ledger: s.ledger.url().to_string(), phase: Some(Phase::Wait), timeline }
+    MarkerData { intent, ledger: s.ledger.url().to_string(), phase: Some(Phase::Wait), timeline, outcome: None }
 }
 
 #[tokio::test(start_paused = true)]
@@ -391,4 +391,26 @@ async fn the_janitor_records_dead_runs_as_aborted_and_leaves_live_ones_alone() {
     assert_eq!(left.len(), 1, "the live run's marker stays");
     assert_eq!(Marker::peek(&left[0]).unwrap().intent.run_id, live_run.data.intent.run_id);
     assert!(janitor::sweep(&s.runner).await.is_empty(), "a second sweep finds nothing to do");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_janitor_records_the_outcome_a_finished_run_could_not_record() {
+    let s = setup();
+    let me = firedrill::engine::owner::current();
+    let gone = tempfile::tempdir().unwrap();
+    let mut data = marker(&s, Owner { pid: me.pid + 1_000_001, ..me }, gone.path());
+    let Entry::Outcome(mut kept) = serde_json::from_str(include_str!("../../benches/fixtures/outcome.json")).unwrap()
+    else {
+        panic!("the fixture is an outcome")
+    };
+    kept.run_id = data.intent.run_id.clone();
+    data.outcome = Some(kept.clone());
+    Marker::create(&s.runner.data_dir, data).unwrap();
+
+    let cleaned = janitor::sweep(&s.runner).await;
+    assert_eq!(cleaned.len(), 1);
+    assert_eq!(cleaned[0].verdict, Verdict::Passed, "the run's own verdict, not Aborted");
+    let records = s.ledger.records().await.unwrap();
+    assert!(matches!(&records[..], [r] if r.entry == Entry::Outcome(kept.clone())));
+    assert!(Marker::list(&s.runner.data_dir).is_empty());
 }

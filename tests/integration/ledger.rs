@@ -296,3 +296,17 @@ async fn history_summaries_come_from_a_cache_that_follows_the_store() {
     std::fs::write(&last, std::fs::read_to_string(&last).unwrap().replace("outcome 4", "outcome four")).unwrap();
     assert_eq!(again.summaries().await.unwrap().last().unwrap().reason, "outcome four");
 }
+
+#[tokio::test]
+async fn a_damaged_spool_file_is_set_aside_and_does_not_hold_up_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&format!("file://{}", dir.path().join("ledger").display()), &dir.path().join("data"), &[]);
+    let spool = ledger.spool().clone();
+    spool.push(&entry(1)).unwrap();
+    std::fs::write(spool.dir().join("00000000000000000000-damaged.json"), b"{\"half\":").unwrap();
+    spool.push(&entry(2)).unwrap();
+    assert!(matches!(ledger.append(&entry(3)).await.unwrap(), Appended::Chained { seq: 2, .. }));
+    let ids: Vec<String> = ledger.records().await.unwrap().iter().map(|r| r.entry.run_id().to_string()).collect();
+    assert_eq!(ids, ["run-1", "run-2", "run-3"]);
+    assert!(spool.dir().join("rejected/00000000000000000000-damaged.json").exists());
+}

@@ -103,3 +103,18 @@ fn the_checked_in_json_schemas_are_current() {
         );
     }
 }
+
+#[test]
+fn every_problem_in_a_file_is_reported_not_only_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = crate::support::write(
+        dir.path(),
+        "two.yaml",
+        "apiVersion: firedrill.dev/v1alpha1\nkind: Drill\nname: two\ntimeouts:\n  wait: soon\netcdRestore:\n  snapshot:\n    fromStore:\n      url: ${FIREDRILL_TEST_NEVER_SET}\n",
+    );
+    let errors = Catalog::load(&[file]).unwrap_err().0;
+    let messages: Vec<String> = errors.iter().map(|e| format!("{}:{} {}", e.line, e.column, e.message)).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages[0].starts_with("5:9 timeouts.wait: `soon` is not a duration"), "{messages:?}");
+    assert!(messages[1].starts_with("9:12 environment variable `FIREDRILL_TEST_NEVER_SET` is not set"), "{messages:?}");
+}

@@ -337,6 +337,11 @@ impl Drill for EtcdRestore {
                 return Ok(());
             }
             if let Some(why) = member.exited() {
+                if why.contains("address already in use") {
+                    return Err(DrillError::Error(format!(
+                        "another process took a port chosen for the scratch member before it could bind it; run the drill again ({why})"
+                    )));
+                }
                 return Err(DrillError::Failed(format!("the restored member did not start: {why}")));
             }
             ctx.clock.sleep(Duration::from_millis(10)).await;
@@ -400,7 +405,6 @@ impl Drill for EtcdRestore {
                 ),
             }
         }
-        ctx.mark("verified");
         Ok(checks)
     }
 }
@@ -416,6 +420,11 @@ pub async fn cleanup(claim: &Claim, ctx: &RunContext) -> Result<Vec<String>, Dri
     }
     // Nothing is touched, not even a process, unless the directory says it is this run's.
     let owner = std::fs::read_to_string(dir.join(OWNER_FILE)).unwrap_or_default();
+    // A run that died between creating the directory and writing the owner file left it empty:
+    // removing an empty directory cannot destroy anything.
+    if owner.is_empty() && std::fs::remove_dir(dir).is_ok() {
+        return Ok(vec![format!("removed empty scratch directory {}", dir.display())]);
+    }
     if owner.trim() != ctx.run_id {
         return Err(DrillError::Error(format!(
             "refusing to remove {}: it does not carry run {}'s {OWNER_FILE} file",
