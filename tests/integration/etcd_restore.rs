@@ -207,13 +207,30 @@ fn a_tls_member_with_client_certificates_restores_and_no_key_reaches_the_record(
     assert!(o.reason.contains("the source member does not answer"), "{}", o.reason);
 }
 
-/// Uploads a snapshot, damages the stored file with `damage`, runs the drill.
-fn damaged(damage: impl FnOnce(&Path)) -> (Outcome, i32, Firedrill) {
+/// A seeded member, its snapshot uploaded to a local store, and a drill file that restores the
+/// newest snapshot there with every check.
+struct Staged {
+    _etcd: Etcd,
+    fd: Firedrill,
+    store: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    file: std::path::PathBuf,
+}
+
+fn staged(name: &str) -> Staged {
     let etcd = seeded_etcd();
     let fd = Firedrill::new();
     let store = tempfile::tempdir().unwrap();
     let url = format!("file://{}/", store.path().display());
     upload(&fd, &etcd, &url);
+    let dir = tempfile::tempdir().unwrap();
+    let file = drill_with_checks(dir.path(), name, &url);
+    Staged { _etcd: etcd, fd, store, _dir: dir, file }
+}
+
+/// Uploads a snapshot, damages the stored file with `damage`, runs the drill.
+fn damaged(damage: impl FnOnce(&Path)) -> (Outcome, i32, Firedrill) {
+    let Staged { fd, store, file, _dir, .. } = staged("damaged");
     let db = std::fs::read_dir(store.path())
         .unwrap()
         .flatten()
@@ -221,8 +238,7 @@ fn damaged(damage: impl FnOnce(&Path)) -> (Outcome, i32, Firedrill) {
         .find(|p| p.extension().is_some_and(|x| x == "db"))
         .unwrap();
     damage(&db);
-    let dir = tempfile::tempdir().unwrap();
-    let (o, code) = run(&fd, &drill_with_checks(dir.path(), "damaged", &url));
+    let (o, code) = run(&fd, &file);
     (o, code, fd)
 }
 
@@ -342,14 +358,7 @@ fn history(fd: &Firedrill) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_run_killed_with_sigkill_is_cleaned_up_and_recorded_aborted_by_the_next_run() {
-    let etcd = seeded_etcd();
-    let fd = Firedrill::new();
-    let store = tempfile::tempdir().unwrap();
-    let url = format!("file://{}/", store.path().display());
-    upload(&fd, &etcd, &url);
-    let dir = tempfile::tempdir().unwrap();
-    let file = drill_with_checks(dir.path(), "killed", &url);
-
+    let Staged { fd, file, .. } = &staged("killed");
     let mut child = start_until_member_started(&fd, &file);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -372,13 +381,7 @@ fn a_run_killed_with_sigkill_is_cleaned_up_and_recorded_aborted_by_the_next_run(
 
 #[test]
 fn ctrl_c_mid_run_aborts_cleans_up_and_exits_3() {
-    let etcd = seeded_etcd();
-    let fd = Firedrill::new();
-    let store = tempfile::tempdir().unwrap();
-    let url = format!("file://{}/", store.path().display());
-    upload(&fd, &etcd, &url);
-    let dir = tempfile::tempdir().unwrap();
-    let file = drill_with_checks(dir.path(), "interrupted", &url);
+    let Staged { fd, file, .. } = &staged("interrupted");
     // start_until_member_started stops reading stderr: the handler must not die writing to a
     // closed pipe (it once panicked in eprintln! before triggering the abort).
     let mut child = start_until_member_started(&fd, &file);
@@ -420,18 +423,13 @@ async fn cleanup_removes_only_a_directory_that_carries_the_runs_marker() {
     // A member running on the scratch data dir is stopped, then the directory removed.
     std::fs::write(scratch.join(".firedrill-run"), "run-1").unwrap();
     let member_dir = scratch.join("member");
-    let (c, p) = (crate::support::free_port(), crate::support::free_port());
-    let mut etcd = std::process::Command::new(firedrill::etcd::tools::on_path("etcd").unwrap())
-        .arg(format!("--data-dir={}", member_dir.display()))
-        .arg(format!("--listen-client-urls=http://127.0.0.1:{c}"))
-        .arg(format!("--advertise-client-urls=http://127.0.0.1:{c}"))
-        .arg(format!("--listen-peer-urls=http://127.0.0.1:{p}"))
-        .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{p}"))
-        .arg(format!("--initial-cluster=default=http://127.0.0.1:{p}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // A member started the way the drill starts one.
+    let tools = firedrill::etcd::tools::Tools::find(&Default::default()).unwrap();
+    let (client, peer) = firedrill::etcd::member::free_ports().unwrap();
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let mut member =
+        firedrill::etcd::member::Member::start(&tools, &member_dir, "m", client, &peer_url, &scratch.join("etcd.log"))
+            .unwrap();
     while firedrill::etcd::member::processes_using(&member_dir).is_empty() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
@@ -440,7 +438,7 @@ async fn cleanup_removes_only_a_directory_that_carries_the_runs_marker() {
     let actions = firedrill::drills::cleanup("etcd-restore", &claim, &ctx("run-1")).await.unwrap();
     assert!(actions.iter().any(|a| a.starts_with("stopped scratch etcd member")), "{actions:?}");
     assert!(!scratch.exists());
-    assert!(etcd.wait().is_ok());
+    assert!(member.exited().is_some(), "the member is gone");
     let again = firedrill::drills::cleanup("etcd-restore", &claim, &ctx("run-1")).await.unwrap();
     assert!(again[0].contains("already gone"), "cleanup is idempotent: {again:?}");
 }
