@@ -359,7 +359,7 @@ fn history(fd: &Firedrill) -> Vec<serde_json::Value> {
 #[test]
 fn a_run_killed_with_sigkill_is_cleaned_up_and_recorded_aborted_by_the_next_run() {
     let Staged { fd, file, .. } = &staged("killed");
-    let mut child = start_until_member_started(&fd, &file);
+    let mut child = start_until_member_started(fd, file);
     child.kill().unwrap();
     child.wait().unwrap();
     let scratch = fd.data_dir.path().join("scratch");
@@ -369,8 +369,8 @@ fn a_run_killed_with_sigkill_is_cleaned_up_and_recorded_aborted_by_the_next_run(
     let out = fd.run(&["run", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("janitor: killed run"), "{}", text(&out));
-    assert_nothing_left(&fd);
-    let runs = history(&fd);
+    assert_nothing_left(fd);
+    let runs = history(fd);
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["verdict"], "Aborted");
     assert!(runs[0]["reason"].as_str().unwrap().contains("stopped without recording an outcome"), "{}", runs[0]);
@@ -384,13 +384,13 @@ fn ctrl_c_mid_run_aborts_cleans_up_and_exits_3() {
     let Staged { fd, file, .. } = &staged("interrupted");
     // start_until_member_started stops reading stderr: the handler must not die writing to a
     // closed pipe (it once panicked in eprintln! before triggering the abort).
-    let mut child = start_until_member_started(&fd, &file);
+    let mut child = start_until_member_started(fd, file);
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3));
-    assert_nothing_left(&fd);
-    let runs = history(&fd);
+    assert_nothing_left(fd);
+    let runs = history(fd);
     assert_eq!(runs[0]["verdict"], "Aborted");
     assert_eq!(runs[0]["reason"], "aborted during wait: stopped by SIGINT (Ctrl-C)");
 }
