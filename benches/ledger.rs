@@ -4,6 +4,9 @@
 //!     cargo bench --bench ledger            # 100k records
 //!     LEDGER_BENCH_RECORDS=20000 cargo bench --bench ledger
 //!
+//! Under `cargo test --all-targets` (no `--bench` argument) it runs with 300 records: a check
+//! that the benchmark still works, not a measurement.
+//!
 //! Records are copies of real ones (an intent and an outcome of an etcd-restore run, ~1.1 KB
 //! and ~4 KB), alternating, each with its own run id.
 
@@ -47,7 +50,9 @@ fn timed(label: &str, cmd: &mut Command) -> Duration {
 }
 
 fn main() {
-    let n: usize = std::env::var("LEDGER_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let benching = std::env::args().any(|a| a == "--bench");
+    let default = if benching { 100_000 } else { 300 };
+    let n: usize = std::env::var("LEDGER_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let intent: Entry = serde_json::from_str(INTENT).expect("intent fixture");
     let outcome: Entry = serde_json::from_str(OUTCOME).expect("outcome fixture");
     // LEDGER_BENCH_DIR keeps the ledger for a closer look afterwards.
@@ -61,20 +66,22 @@ fn main() {
         // A fresh process appending one record at a time: what every run does twice.
         let ledger = Ledger::open(&url, &dir.join("data"), Clock::system()).unwrap();
         let mut lat = Vec::new();
-        for i in 0..1000 {
+        for i in 0..(n / 3).min(1000) {
             let t = Instant::now();
             ledger.append(&entry(if i % 2 == 0 { &intent } else { &outcome }, i)).await.unwrap();
             lat.push(t.elapsed());
         }
         lat.sort();
         println!(
-            "append on file:// (1000 appends)                 p50 {:.3} ms, p99 {:.3} ms",
+            "append on file:// ({} appends)                 p50 {:.3} ms, p99 {:.3} ms",
+            lat.len(),
             percentile(&lat, 0.5).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3
         );
         // A new Ledger each time: the head is found from the store, as at the start of a run.
+        let first = lat.len();
         let mut cold = Vec::new();
-        for i in 1000..1100 {
+        for i in first..first + 100 {
             let l = Ledger::open(&url, &dir.join("data"), Clock::system()).unwrap();
             let t = Instant::now();
             l.append(&entry(&outcome, i)).await.unwrap();
@@ -82,12 +89,12 @@ fn main() {
         }
         cold.sort();
         println!(
-            "first append of a process (100 processes)       p50 {:.3} ms, p99 {:.3} ms",
+            "first append after opening (100 opens)          p50 {:.3} ms, p99 {:.3} ms",
             percentile(&cold, 0.5).as_secs_f64() * 1e3,
             percentile(&cold, 0.99).as_secs_f64() * 1e3
         );
         let t = Instant::now();
-        for i in 1100..n {
+        for i in first + 100..n {
             ledger.append(&entry(if i % 2 == 0 { &intent } else { &outcome }, i)).await.unwrap();
         }
         println!("filled the ledger to {n} records in {:.1} s", t.elapsed().as_secs_f64());
@@ -104,6 +111,12 @@ fn main() {
         timed(&format!("firedrill history -o json ({n} records)"), &mut firedrill(&["history", "-o", "json"]));
     let recent =
         timed(&format!("firedrill history --limit 20 ({n} records)"), &mut firedrill(&["history", "--limit", "20"]));
+    if !benching {
+        println!("(a check that the benchmark works, with {n} records; `cargo bench --bench ledger` measures)");
+        return;
+    }
+    // The first history run finds no local cache and reads every record; later runs read the
+    // cache and the store's last record. The goal holds for the slowest.
     println!(
         "goals: verify < 2 s ({}), history < 1 s ({})",
         ok(verify < Duration::from_secs(2)),

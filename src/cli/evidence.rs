@@ -6,6 +6,7 @@ use super::Global;
 use super::output::{Format, print_value};
 use crate::clock::Clock;
 use crate::ledger::Ledger;
+use crate::store;
 
 #[derive(Subcommand, Debug)]
 pub enum EvidenceCommand {
@@ -22,8 +23,15 @@ pub enum EvidenceCommand {
 pub async fn run(global: &Global, command: EvidenceCommand) -> anyhow::Result<i32> {
     match command {
         EvidenceCommand::Verify { expect_head, output } => {
-            let ledger = Ledger::open_read(&global.ledger_url(), &global.data_dir(), Clock::system())?;
+            let url = global.ledger_url();
+            if let store::Target::Dir(dir) = store::parse(&url)?
+                && !dir.exists()
+            {
+                anyhow::bail!("there is no ledger at {url} ({} does not exist)", dir.display());
+            }
+            let ledger = Ledger::open_read(&url, &global.data_dir(), Clock::system())?;
             let report = ledger.verify(expect_head.as_deref()).await?;
+            let spooled = ledger.spool().count();
             if output == Format::Table {
                 if report.ok() {
                     let head = report
@@ -43,14 +51,13 @@ pub async fn run(global: &Global, command: EvidenceCommand) -> anyhow::Result<i3
                         println!("  - {p}");
                     }
                 }
-                let spooled = ledger.spool().pending().map(|p| p.len()).unwrap_or(0);
                 if spooled > 0 {
                     println!(
                         "note: {spooled} record(s) are spooled locally and not yet in the chain (the next run appends them)"
                     );
                 }
             } else {
-                print_value(&report, output);
+                print_value(&serde_json::json!({"ledger": ledger.url(), "report": report, "spooled": spooled}), output);
             }
             Ok(if report.ok() { 0 } else { 1 })
         }

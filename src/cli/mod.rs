@@ -27,7 +27,8 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Where firedrill keeps its ledger (by default), spool, run markers and scratch space.
+    /// Where firedrill keeps its ledger (by default), spool, run markers, history cache and
+    /// scratch space.
     /// Default: $XDG_DATA_HOME/firedrill (~/.local/share/firedrill).
     #[arg(long, global = true, env = "FIREDRILL_DATA_DIR")]
     pub data_dir: Option<PathBuf>,

@@ -112,7 +112,10 @@ async fn record(runner: &Runner, ledger_url: &str, outcome: &Outcome, marker: Ma
     match recorded {
         Ok(_) => marker.remove(),
         Err(e) => {
+            // Cleanup is done: the next janitor only has to record this outcome.
             tracing::error!("janitor: the outcome of run {} could not be recorded: {e}", outcome.run_id);
+            let mut marker = marker;
+            marker.keep_outcome(outcome);
             marker.release();
         }
     }

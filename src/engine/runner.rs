@@ -246,13 +246,14 @@ impl Runner {
             run.timeline.ended = Some(self.clock.now());
             let outcome = outcome(plan, &ctx, run.timeline, ending, cleanup, self.trigger.clone(), scenario.cloned());
             self.progress.run_finished(&plan.name, outcome.verdict, &outcome.reason);
-            let recorded =
+            let mut recorded =
                 self.ledger.append(&Entry::Outcome(Box::new(outcome.clone()))).await.map_err(|e| e.to_string());
-            match (&recorded, run.marker) {
+            match (&mut recorded, run.marker) {
                 (Ok(_), Some(m)) => m.remove(),
                 (Err(e), Some(mut m)) => {
-                    tracing::error!("the outcome of run {run_id} could not be recorded ({e}); it stays in the run marker for the next run to record");
                     m.keep_outcome(&outcome);
+                    e.push_str("; the outcome is kept in the run marker and the next run records it");
+                    tracing::error!("the outcome of run {run_id} could not be recorded: {e}");
                 }
                 (Err(e), None) => tracing::error!("the outcome of run {run_id} could not be recorded: {e}"),
                 (Ok(_), None) => {}

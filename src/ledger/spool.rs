@@ -49,6 +49,13 @@ impl Spool {
         Ok(path)
     }
 
+    /// How many entries wait in the spool (without reading them).
+    pub fn count(&self) -> usize {
+        fs::read_dir(&self.dir)
+            .map(|rd| rd.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "json")).count())
+            .unwrap_or(0)
+    }
+
     /// Takes the flush lock, or `None` when another process holds it.
     pub fn try_lock(&self) -> std::io::Result<Option<FlushLock>> {
         fs::create_dir_all(&self.dir)?;

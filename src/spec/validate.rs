@@ -43,8 +43,11 @@ impl Validator {
     /// A positive human duration.
     pub fn duration(&mut self, text: &Loc<DurationText>, what: &str) -> Option<Duration> {
         match humantime::parse_duration(text.value.0.trim()) {
-            Ok(d) if d.is_zero() => {
-                self.error(text.at(), format!("{what} must be longer than zero, e.g. `90s`, `15m` or `24h`"));
+            Ok(d) if d < Duration::from_millis(1) => {
+                self.error(
+                    text.at(),
+                    format!("{what} must be at least 1ms (times are kept in milliseconds), e.g. `90s`, `15m` or `24h`"),
+                );
                 None
             }
             Ok(d) => Some(d),
