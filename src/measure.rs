@@ -114,11 +114,6 @@ impl Timeline {
     pub fn new(started: Timestamp) -> Self {
         Self { started, t0: None, verified: None, phases: Vec::new(), marks: Vec::new(), ended: None }
     }
-
-    /// The phase that was running last (the one a crash or abort interrupted).
-    pub fn last_phase(&self) -> Option<Phase> {
-        self.phases.last().map(|p| p.phase)
-    }
 }
 
 /// How the recovery point of a run was found.

@@ -105,10 +105,6 @@ impl RunContext {
         });
     }
 
-    pub fn progress(&self) -> &Arc<dyn Progress> {
-        &self.progress
-    }
-
     /// A copy of everything reported so far.
     pub fn reported(&self) -> Reported {
         self.with(|s| s.clone())

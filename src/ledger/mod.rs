@@ -26,7 +26,7 @@ pub use cache::RunSummary;
 use cache::{Cache, Cached};
 pub use record::{Entry, GENESIS, Record, sha256_hex};
 pub use spool::Spool;
-pub use verify::{Head, Problem, Report, Stored};
+pub use verify::{Head, Problem, Report};
 
 /// Errors of the ledger.
 #[derive(Debug, thiserror::Error)]
@@ -351,16 +351,11 @@ impl Ledger {
         Ok((chunks.into_iter().flatten().collect(), foreign))
     }
 
-    /// Every stored record with `seq >= from` that parses, in chain order. Use
-    /// [`Ledger::verify`] to know that none was changed.
-    pub async fn records_from(&self, from: u64) -> Result<Vec<Record>, LedgerError> {
-        let (records, _) = self.scan(from, |_, bytes| serde_json::from_slice::<Record>(bytes).ok()).await?;
-        Ok(records.into_iter().flatten().collect())
-    }
-
-    /// Every record that parses, in chain order.
+    /// Every record that parses, in chain order. Use [`Ledger::verify`] to know that none was
+    /// changed.
     pub async fn records(&self) -> Result<Vec<Record>, LedgerError> {
-        self.records_from(0).await
+        let (records, _) = self.scan(0, |_, bytes| serde_json::from_slice::<Record>(bytes).ok()).await?;
+        Ok(records.into_iter().flatten().collect())
     }
 
     /// Checks the whole chain; `expect` is a head hash kept elsewhere (a previous report).

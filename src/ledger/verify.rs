@@ -5,17 +5,9 @@
 
 use std::fmt;
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::record::{GENESIS, Record, sha256_hex};
-
-/// A record as read from the store: the sequence number its key names, and its bytes.
-#[derive(Debug, Clone)]
-pub struct Stored {
-    pub key_seq: u64,
-    pub bytes: Bytes,
-}
 
 /// The two fields that link a record into the chain.
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -191,7 +183,16 @@ pub fn verify(digests: &[Digest], foreign: &[String], head: Option<&Head>, expec
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+
+    /// A record as read from the store: the sequence number its key names, and its bytes.
+    #[derive(Debug, Clone)]
+    struct Stored {
+        key_seq: u64,
+        bytes: Bytes,
+    }
     use crate::clock::Timestamp;
     use crate::ledger::record::ScenarioOutcome;
     use crate::ledger::record::{Entry, Trigger};

@@ -15,11 +15,6 @@ pub struct Loc<T> {
 }
 
 impl<T> Loc<T> {
-    /// A value with no place in a file (built by code, not read).
-    pub fn nowhere(value: T) -> Self {
-        Self { value, line: 0, column: 0 }
-    }
-
     pub fn at(&self) -> (u32, u32) {
         (self.line, self.column)
     }

@@ -11,7 +11,6 @@ pub mod validate;
 
 mod loc;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -280,22 +279,4 @@ fn explain_parse_error(message: &str) -> String {
         other => other,
     };
     says.to_string()
-}
-
-/// Names of the files in `catalog`, one per line, grouped by kind, for `firedrill validate`.
-pub fn summary(catalog: &Catalog) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    out.insert(
-        "drills".to_string(),
-        catalog.drills.iter().map(|d| format!("{} ({}) {}", d.name, d.kind(), d.file.display())).collect(),
-    );
-    out.insert(
-        "scenarios".to_string(),
-        catalog
-            .scenarios
-            .iter()
-            .map(|s| format!("{} ({} steps) {}", s.name, s.steps.len(), s.file.display()))
-            .collect(),
-    );
-    out
 }
