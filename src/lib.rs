@@ -14,5 +14,6 @@ pub mod measure;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod sim;
 pub mod spec;
 pub mod store;

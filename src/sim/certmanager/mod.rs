@@ -1,0 +1,3 @@
+//! The cert-manager stand-in.
+
+pub mod pki;

@@ -1,0 +1,13 @@
+//! `firedrill sim`: a local Kubernetes API server and the controllers drills depend on, faithful
+//! enough that kube-rs and kubectl cannot tell it from a small cluster.
+
+pub mod certmanager;
+pub mod clock;
+pub mod defaults;
+pub mod patch;
+pub mod registry;
+pub mod selector;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod velero;

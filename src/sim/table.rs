@@ -1,0 +1,1 @@
+//! Server-side table printing (being written).

@@ -1,0 +1,1 @@
+//! Velero backup format (being written).

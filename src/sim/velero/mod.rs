@@ -1,0 +1,3 @@
+//! The Velero server stand-in.
+
+pub mod format;
