@@ -7,6 +7,7 @@ mod evidence;
 mod history;
 mod output;
 mod run;
+mod sim;
 
 use std::path::PathBuf;
 
@@ -81,6 +82,11 @@ pub enum Command {
         #[command(subcommand)]
         command: etcd::EtcdCommand,
     },
+    /// A simulated Kubernetes cluster for tests and rehearsals.
+    Sim {
+        #[command(subcommand)]
+        command: sim::SimCommand,
+    },
     /// Write the JSON Schemas of drill and scenario files.
     Schema {
         /// Directory to write them into.
@@ -117,6 +123,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::Report(args) => history::report(&cli.global, args).await,
         Command::Evidence { command } => evidence::run(&cli.global, command).await,
         Command::Etcd { command } => etcd::run(command).await,
+        Command::Sim { command } => sim::run(&cli.global, command).await,
         Command::Schema { out } => {
             std::fs::create_dir_all(&out)?;
             for (name, text) in crate::spec::schema::all() {

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::clock::SimClock;
 use super::registry::ResourceType;
 use super::status::{self, ApiError};
+use super::store::Part;
 
 static NEXT_IP: AtomicU32 = AtomicU32::new(10);
 
@@ -61,7 +62,11 @@ pub fn on_create(t: &ResourceType, obj: &mut Value, _clock: &SimClock) -> Result
         ("apps", "deployments") => {
             require_selector(t, obj, &name)?;
             set_default(obj, &["spec", "replicas"], json!(1));
-            set_default(obj, &["spec", "strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}));
+            set_default(
+                obj,
+                &["spec", "strategy"],
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            );
             set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
             set_default(obj, &["spec", "progressDeadlineSeconds"], json!(600));
         }
@@ -73,11 +78,19 @@ pub fn on_create(t: &ResourceType, obj: &mut Value, _clock: &SimClock) -> Result
             require_selector(t, obj, &name)?;
             set_default(obj, &["spec", "replicas"], json!(1));
             set_default(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
-            set_default(obj, &["spec", "updateStrategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            set_default(
+                obj,
+                &["spec", "updateStrategy"],
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
         }
         ("apps", "daemonsets") => {
             require_selector(t, obj, &name)?;
-            set_default(obj, &["spec", "updateStrategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}));
+            set_default(
+                obj,
+                &["spec", "updateStrategy"],
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
         }
         ("batch", "jobs") => {
             set_default(obj, &["spec", "parallelism"], json!(1));
@@ -97,11 +110,13 @@ fn require_selector(t: &ResourceType, obj: &Value, name: &str) -> Result<(), Api
     }
 }
 
-/// Checks for a replacement of `old` by `new`.
-pub fn on_update(t: &ResourceType, old: &Value, new: &mut Value) -> Result<(), ApiError> {
+/// Checks for a replacement of `old` by `new` through `part`.
+pub fn on_update(t: &ResourceType, old: &Value, new: &mut Value, part: Part) -> Result<(), ApiError> {
     if (t.group.as_str(), t.plural.as_str()) == ("", "namespaces") {
-        // spec.finalizers change only through /finalize (which the caller applies itself).
-        new["spec"]["finalizers"] = old["spec"]["finalizers"].clone();
+        // spec.finalizers change only through /finalize.
+        if part != Part::Finalize {
+            new["spec"]["finalizers"] = old["spec"]["finalizers"].clone();
+        }
         if old["status"]["phase"] == "Terminating" {
             new["status"]["phase"] = json!("Terminating");
         }

@@ -17,6 +17,14 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 impl ApiError {
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
         Self { code, reason: reason.into(), message: message.into(), details: None, retry_after: None }
@@ -73,7 +81,8 @@ fn details(t: &ResourceType, name: &str) -> Value {
 
 /// `pods "web-1" not found`
 pub fn not_found(t: &ResourceType, name: &str) -> ApiError {
-    ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", t.group_resource())).with_details(details(t, name))
+    ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", t.group_resource()))
+        .with_details(details(t, name))
 }
 
 /// A namespace that does not exist, for creates into it.
@@ -97,8 +106,12 @@ pub fn conflict(t: &ResourceType, name: &str) -> ApiError {
 }
 
 pub fn conflict_with(t: &ResourceType, name: &str, detail: &str) -> ApiError {
-    ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": {detail}", t.group_resource()))
-        .with_details(details(t, name))
+    ApiError::new(
+        409,
+        "Conflict",
+        format!("Operation cannot be fulfilled on {} \"{name}\": {detail}", t.group_resource()),
+    )
+    .with_details(details(t, name))
 }
 
 /// 422 with one field error (`causes[0]`).
@@ -107,7 +120,8 @@ pub fn invalid(t: &ResourceType, name: &str, field: &str, cause: &str, detail: &
     if !t.group.is_empty() {
         d["group"] = json!(t.group);
     }
-    ApiError::new(422, "Invalid", format!("{} \"{name}\" is invalid: {field}: {detail}", t.group_kind())).with_details(d)
+    ApiError::new(422, "Invalid", format!("{} \"{name}\" is invalid: {field}: {detail}", t.group_kind()))
+        .with_details(d)
 }
 
 pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -115,7 +129,8 @@ pub fn bad_request(message: impl Into<String>) -> ApiError {
 }
 
 pub fn forbidden(t: &ResourceType, name: &str, why: &str) -> ApiError {
-    ApiError::new(403, "Forbidden", format!("{} \"{name}\" is forbidden: {why}", t.group_resource())).with_details(details(t, name))
+    ApiError::new(403, "Forbidden", format!("{} \"{name}\" is forbidden: {why}", t.group_resource()))
+        .with_details(details(t, name))
 }
 
 /// A create into a namespace that is being deleted.
@@ -125,7 +140,10 @@ pub fn namespace_terminating(t: &ResourceType, name: &str, ns: &str) -> ApiError
     ApiError::new(
         403,
         "Forbidden",
-        format!("{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated", t.group_resource()),
+        format!(
+            "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            t.group_resource()
+        ),
     )
     .with_details(d)
 }
@@ -138,7 +156,10 @@ pub fn unsupported_media_type(accepted: &[&str]) -> ApiError {
     ApiError::new(
         415,
         "UnsupportedMediaType",
-        format!("the body of the request was in an unknown format - accepted media types include: {}", accepted.join(", ")),
+        format!(
+            "the body of the request was in an unknown format - accepted media types include: {}",
+            accepted.join(", ")
+        ),
     )
 }
 
@@ -174,7 +195,10 @@ mod tests {
         let deploy = r.find("apps", "v1", "deployments").unwrap();
         let s = not_found(&deploy, "web").status();
         assert_eq!(s["message"], "deployments.apps \"web\" not found");
-        assert_eq!((s["reason"].as_str(), s["code"].as_u64(), s["status"].as_str()), (Some("NotFound"), Some(404), Some("Failure")));
+        assert_eq!(
+            (s["reason"].as_str(), s["code"].as_u64(), s["status"].as_str()),
+            (Some("NotFound"), Some(404), Some("Failure"))
+        );
         assert_eq!(s["details"], json!({"name": "web", "kind": "deployments", "group": "apps"}));
         let c = conflict(&deploy, "web").status();
         assert_eq!(

@@ -61,6 +61,8 @@ pub enum Part {
     Main,
     /// The `/status` subresource: only `.status` changes.
     Status,
+    /// A namespace's `/finalize` subresource: only `spec.finalizers` changes.
+    Finalize,
 }
 
 /// The options of a DELETE.
@@ -219,7 +221,14 @@ impl Store {
     }
 
     /// Records a change: new revision, logged, broadcast. Called with the lock held.
-    fn commit(&self, inner: &mut Inner, t: &ResourceType, kind: EventKind, mut object: Value, previous: Option<Obj>) -> Obj {
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        t: &ResourceType,
+        kind: EventKind,
+        mut object: Value,
+        previous: Option<Obj>,
+    ) -> Obj {
         inner.rv += 1;
         let rv = inner.rv;
         meta_mut(&mut object).insert("resourceVersion".into(), json!(rv.to_string()));
@@ -314,7 +323,9 @@ impl Store {
                 None => {
                     let id = inner.next_snapshot;
                     inner.next_snapshot += 1;
-                    inner.snapshots.insert(id, Snapshot { items: items.clone(), rv, created: std::time::Instant::now() });
+                    inner
+                        .snapshots
+                        .insert(id, Snapshot { items: items.clone(), rv, created: std::time::Instant::now() });
                     id
                 }
             };
@@ -350,7 +361,13 @@ impl Store {
             match m.get("generateName").and_then(Value::as_str) {
                 Some(prefix) if !prefix.is_empty() => name = format!("{prefix}{}", suffix()),
                 _ => {
-                    return Err(status::invalid(t, "", "metadata.name", "FieldValueRequired", "Required value: name or generateName is required"));
+                    return Err(status::invalid(
+                        t,
+                        "",
+                        "metadata.name",
+                        "FieldValueRequired",
+                        "Required value: name or generateName is required",
+                    ));
                 }
             }
         }
@@ -372,7 +389,9 @@ impl Store {
         if t.namespaced {
             match self.namespace(&inner, ns) {
                 None => return Err(status::namespace_not_found(ns)),
-                Some(n) if n["status"]["phase"] == "Terminating" => return Err(status::namespace_terminating(t, &name, ns)),
+                Some(n) if n["status"]["phase"] == "Terminating" => {
+                    return Err(status::namespace_terminating(t, &name, ns));
+                }
                 Some(_) => {}
             }
         }
@@ -387,7 +406,15 @@ impl Store {
     }
 
     /// Replaces an object (PUT), on the main resource or its status.
-    pub fn update(&self, t: &ResourceType, ns: &str, name: &str, new: Value, part: Part, dry_run: bool) -> Result<Obj, ApiError> {
+    pub fn update(
+        &self,
+        t: &ResourceType,
+        ns: &str,
+        name: &str,
+        new: Value,
+        part: Part,
+        dry_run: bool,
+    ) -> Result<Obj, ApiError> {
         let mut inner = self.lock();
         let old = Self::current(&inner, t, ns, name).ok_or_else(|| status::not_found(t, name))?;
         let body_name = meta_str(&new, "name");
@@ -444,6 +471,11 @@ impl Store {
             return Err(status::bad_request("the body of the request is not a JSON object"));
         }
         let mut merged = match part {
+            Part::Finalize => {
+                let mut m = old.clone();
+                m["spec"]["finalizers"] = new["spec"]["finalizers"].clone();
+                m
+            }
             Part::Status => {
                 let mut m = old.clone();
                 m["status"] = new.get("status").cloned().unwrap_or(Value::Null);
@@ -470,7 +502,15 @@ impl Store {
         let old_meta = meta(old).clone();
         let name = old_meta["name"].as_str().unwrap_or_default().to_string();
         let m = meta_mut(&mut merged);
-        for f in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for f in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             match old_meta.get(f) {
                 Some(v) => m.insert(f.into(), v.clone()),
                 None => m.remove(f),
@@ -494,7 +534,7 @@ impl Store {
             let generation = old_meta["generation"].as_i64().unwrap_or(1) + 1;
             meta_mut(&mut merged).insert("generation".into(), json!(generation));
         }
-        defaults::on_update(t, old, &mut merged)?;
+        defaults::on_update(t, old, &mut merged, part)?;
         Ok(merged)
     }
 
@@ -507,10 +547,15 @@ impl Store {
         if dry_run {
             return Ok(Arc::new(new));
         }
-        let finalizers_left = new["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        let non_empty = |v: &Value| v.as_array().is_some_and(|f| !f.is_empty());
+        let mut finalizers_left = non_empty(&new["metadata"]["finalizers"]);
+        if t.key() == "/namespaces" {
+            // A namespace also waits for the `kubernetes` finalizer in its spec.
+            finalizers_left |= non_empty(&new["spec"]["finalizers"]);
+        }
         let marked = new["metadata"].get("deletionTimestamp").is_some();
         let waiting_for_kubelet = t.key() == "/pods" && defaults::pod_deletion_pending(&new);
-        if marked && !finalizers_left && !waiting_for_kubelet && t.key() != "/namespaces" {
+        if marked && !finalizers_left && !waiting_for_kubelet {
             return Ok(self.commit(inner, t, EventKind::Deleted, new, Some(old)));
         }
         Ok(self.commit(inner, t, EventKind::Modified, new, Some(old)))
@@ -521,14 +566,12 @@ impl Store {
         let mut inner = self.lock();
         let old = Self::current(&inner, t, ns, name).ok_or_else(|| status::not_found(t, name))?;
         let uid = meta_str(&old, "uid");
-        if let Some(want) = opts.precondition_uid.as_deref().filter(|u| !u.is_empty()) {
-            if want != uid {
-                return Err(status::conflict_with(
-                    t,
-                    name,
-                    &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
-                ));
-            }
+        if let Some(want) = opts.precondition_uid.as_deref().filter(|u| !u.is_empty() && *u != uid) {
+            return Err(status::conflict_with(
+                t,
+                name,
+                &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+            ));
         }
         if let Some(want) = opts.precondition_rv.as_deref().filter(|r| !r.is_empty()) {
             let have = meta_str(&old, "resourceVersion");
@@ -536,7 +579,9 @@ impl Store {
                 return Err(status::conflict_with(
                     t,
                     name,
-                    &format!("Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {have}"),
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {have}"
+                    ),
                 ));
             }
         }
@@ -565,24 +610,23 @@ impl Store {
             }
             return Ok(Deleted::Marked(self.write(&mut inner, t, old, new, false)?));
         }
-        if t.key() == "/pods" {
-            if let Some(grace) = defaults::pod_grace_period(&new, opts.grace_period_seconds) {
-                if already {
-                    // A shorter grace period may be asked for; a longer one is ignored.
-                    let current = new["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(grace);
-                    if grace >= current {
-                        return Ok(Deleted::Marked(old));
-                    }
+        if let Some(grace) = defaults::pod_grace_period(&new, opts.grace_period_seconds).filter(|_| t.key() == "/pods")
+        {
+            if already {
+                // A shorter grace period may be asked for; a longer one is ignored.
+                let current = new["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(grace);
+                if grace >= current {
+                    return Ok(Deleted::Marked(old));
                 }
-                let at = self.clock.now() + chrono::TimeDelta::seconds(grace);
-                let m = meta_mut(&mut new);
-                m.insert("deletionTimestamp".into(), json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
-                m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-                if opts.dry_run {
-                    return Ok(Deleted::Marked(Arc::new(new)));
-                }
-                return Ok(Deleted::Marked(self.commit(&mut inner, t, EventKind::Modified, new, Some(old))));
             }
+            let at = self.clock.now() + chrono::TimeDelta::seconds(grace);
+            let m = meta_mut(&mut new);
+            m.insert("deletionTimestamp".into(), json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            if opts.dry_run {
+                return Ok(Deleted::Marked(Arc::new(new)));
+            }
+            return Ok(Deleted::Marked(self.commit(&mut inner, t, EventKind::Modified, new, Some(old))));
         }
         if finalizers {
             if already {
@@ -645,7 +689,9 @@ impl Store {
                     })
                     .collect()
             }
-            Some(rv) if rv < inner.compacted => return Err(WatchRefused::TooOld { requested: rv, oldest: inner.compacted }),
+            Some(rv) if rv < inner.compacted => {
+                return Err(WatchRefused::TooOld { requested: rv, oldest: inner.compacted });
+            }
             Some(rv) if rv > inner.rv => return Err(WatchRefused::TooNew { requested: rv, current: inner.rv }),
             Some(rv) => inner.log.iter().filter(|e| e.rv > rv && in_scope(e)).cloned().collect(),
         };
@@ -665,10 +711,10 @@ impl Store {
 fn add_finalizer(obj: &mut Value, f: &str) {
     let m = meta_mut(obj);
     let list = m.entry("finalizers").or_insert_with(|| json!([]));
-    if let Some(a) = list.as_array_mut() {
-        if !a.iter().any(|x| x == f) {
-            a.push(json!(f));
-        }
+    if let Some(a) = list.as_array_mut()
+        && !a.iter().any(|x| x == f)
+    {
+        a.push(json!(f));
     }
 }
 

@@ -171,7 +171,7 @@ pub struct TimeoutsSpec {
 }
 
 /// A human duration such as `90s`, `15m`, `24h`, `7d` or `1h 30m`.
-#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Deserialize, serde::Serialize, Debug, Clone, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct DurationText(pub String);
 
