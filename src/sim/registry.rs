@@ -58,12 +58,18 @@ impl ResourceType {
 
     /// `/api/v1` or `/apis/group/version`.
     pub fn prefix(&self) -> String {
-        if self.group.is_empty() { format!("/api/{}", self.version) } else { format!("/apis/{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        }
     }
 
     /// Whether `field` may be used in a field selector on this type.
     pub fn supports_field(&self, field: &str) -> bool {
-        field == "metadata.name" || (self.namespaced && field == "metadata.namespace") || self.field_labels.iter().any(|f| f == field)
+        field == "metadata.name"
+            || (self.namespaced && field == "metadata.namespace")
+            || self.field_labels.iter().any(|f| f == field)
     }
 }
 
@@ -159,7 +165,12 @@ fn builtins() -> Vec<Arc<ResourceType>> {
         B::new("", "v1", "Namespace", "namespaces", false).status().short(&["ns"]).fields(&["status.phase"]).done(),
         B::new("", "v1", "Node", "nodes", false).status().short(&["no"]).fields(&["spec.unschedulable"]).done(),
         B::new("", "v1", "Pod", "pods", true).status().short(&["po"]).fields(&pod_fields).all().done(),
-        B::new("", "v1", "Service", "services", true).status().short(&["svc"]).fields(&["spec.clusterIP", "spec.type"]).all().done(),
+        B::new("", "v1", "Service", "services", true)
+            .status()
+            .short(&["svc"])
+            .fields(&["spec.clusterIP", "spec.type"])
+            .all()
+            .done(),
         B::new("", "v1", "Endpoints", "endpoints", true).short(&["ep"]).done(),
         B::new("", "v1", "ConfigMap", "configmaps", true).short(&["cm"]).done(),
         B::new("", "v1", "Secret", "secrets", true).fields(&["type"]).done(),
@@ -176,7 +187,11 @@ fn builtins() -> Vec<Arc<ResourceType>> {
         B::new("apps", "v1", "ControllerRevision", "controllerrevisions", true).done(),
         B::new("batch", "v1", "Job", "jobs", true).status().spec().fields(&["status.successful"]).all().done(),
         B::new("batch", "v1", "CronJob", "cronjobs", true).status().spec().short(&["cj"]).all().done(),
-        B::new("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true).status().spec().short(&["pdb"]).done(),
+        B::new("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true)
+            .status()
+            .spec()
+            .short(&["pdb"])
+            .done(),
         B::new("coordination.k8s.io", "v1", "Lease", "leases", true).done(),
         B::new("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false)
             .status()
@@ -189,23 +204,46 @@ fn builtins() -> Vec<Arc<ResourceType>> {
         B::new("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true).done(),
         B::new("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false).done(),
         B::new("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false).done(),
-        B::new("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", false)
-            .spec()
-            .done(),
-        B::new("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", false)
-            .spec()
-            .done(),
+        B::new(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+            false,
+        )
+        .spec()
+        .done(),
+        B::new(
+            "admissionregistration.k8s.io",
+            "v1",
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
+            false,
+        )
+        .spec()
+        .done(),
         B::new("apiregistration.k8s.io", "v1", "APIService", "apiservices", false).status().spec().done(),
         B::new("storage.k8s.io", "v1", "StorageClass", "storageclasses", false).short(&["sc"]).done(),
         // The Velero stand-in's types: no status subresource, as in Velero's CRDs.
         B::new("velero.io", "v1", "Backup", "backups", true).custom().done(),
         B::new("velero.io", "v1", "Restore", "restores", true).custom().done(),
         B::new("velero.io", "v1", "Schedule", "schedules", true).custom().done(),
-        B::new("velero.io", "v1", "BackupStorageLocation", "backupstoragelocations", true).custom().short(&["bsl"]).done(),
+        B::new("velero.io", "v1", "BackupStorageLocation", "backupstoragelocations", true)
+            .custom()
+            .short(&["bsl"])
+            .done(),
         B::new("velero.io", "v1", "DeleteBackupRequest", "deletebackuprequests", true).custom().done(),
         // The cert-manager stand-in's types, with status subresources as in cert-manager's CRDs.
-        B::new("cert-manager.io", "v1", "Certificate", "certificates", true).custom().status().short(&["cert", "certs"]).done(),
-        B::new("cert-manager.io", "v1", "CertificateRequest", "certificaterequests", true).custom().status().short(&["cr", "crs"]).done(),
+        B::new("cert-manager.io", "v1", "Certificate", "certificates", true)
+            .custom()
+            .status()
+            .short(&["cert", "certs"])
+            .done(),
+        B::new("cert-manager.io", "v1", "CertificateRequest", "certificaterequests", true)
+            .custom()
+            .status()
+            .short(&["cr", "crs"])
+            .done(),
         B::new("cert-manager.io", "v1", "Issuer", "issuers", true).custom().status().done(),
         B::new("cert-manager.io", "v1", "ClusterIssuer", "clusterissuers", false).custom().status().done(),
     ]
@@ -256,7 +294,10 @@ impl Registry {
 
     /// Removes the custom types of `group` with `plural` (their CRD was deleted).
     pub fn unregister(&self, group: &str, plural: &str) {
-        self.types.write().unwrap_or_else(|e| e.into_inner()).retain(|t| t.builtin || !(t.group == group && t.plural == plural));
+        self.types
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|t| t.builtin || !(t.group == group && t.plural == plural));
     }
 }
 
@@ -274,7 +315,11 @@ pub fn from_crd(crd: &serde_json::Value) -> Vec<ResourceType> {
             version: s(&v["name"]),
             kind: s(&names["kind"]),
             plural: s(&names["plural"]),
-            singular: if names["singular"].is_string() { s(&names["singular"]) } else { s(&names["kind"]).to_lowercase() },
+            singular: if names["singular"].is_string() {
+                s(&names["singular"])
+            } else {
+                s(&names["kind"]).to_lowercase()
+            },
             short_names: names["shortNames"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default(),
             namespaced: spec["scope"].as_str() != Some("Cluster"),
             status: v["subresources"].get("status").is_some(),
@@ -298,7 +343,10 @@ mod tests {
     fn names_of_a_type_come_out_as_the_api_server_writes_them() {
         let r = Registry::new();
         let d = r.find("apps", "v1", "deployments").unwrap();
-        assert_eq!((d.api_version(), d.group_resource(), d.prefix()), ("apps/v1".into(), "deployments.apps".into(), "/apis/apps/v1".into()));
+        assert_eq!(
+            (d.api_version(), d.group_resource(), d.prefix()),
+            ("apps/v1".into(), "deployments.apps".into(), "/apis/apps/v1".into())
+        );
         let p = r.by_kind("v1", "Pod").unwrap();
         assert_eq!((p.group_resource(), p.prefix(), p.key()), ("pods".into(), "/api/v1".into(), "/pods".into()));
         assert!(p.supports_field("spec.nodeName") && !p.supports_field("spec.host"));

@@ -92,9 +92,15 @@ impl LabelSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 Requirement::Equals(k.trim().into(), v.trim().into())
             } else if let Some((k, v)) = part.split_once('>') {
-                Requirement::GreaterThan(k.trim().into(), v.trim().parse().map_err(|_| bad(&format!("`{v}` is not an integer")))?)
+                Requirement::GreaterThan(
+                    k.trim().into(),
+                    v.trim().parse().map_err(|_| bad(&format!("`{v}` is not an integer")))?,
+                )
             } else if let Some((k, v)) = part.split_once('<') {
-                Requirement::LessThan(k.trim().into(), v.trim().parse().map_err(|_| bad(&format!("`{v}` is not an integer")))?)
+                Requirement::LessThan(
+                    k.trim().into(),
+                    v.trim().parse().map_err(|_| bad(&format!("`{v}` is not an integer")))?,
+                )
             } else {
                 Requirement::Exists(part.to_string())
             };
@@ -128,8 +134,10 @@ impl LabelSelector {
         }
         for e in sel["matchExpressions"].as_array().cloned().unwrap_or_default() {
             let key = e["key"].as_str().unwrap_or_default().to_string();
-            let values: Vec<String> =
-                e["values"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            let values: Vec<String> = e["values"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
             requirements.push(match e["operator"].as_str().unwrap_or_default() {
                 "In" => Requirement::In(key, values),
                 "NotIn" => Requirement::NotIn(key, values),
@@ -327,7 +335,8 @@ mod tests {
         let pod = json!({"metadata": {"labels": {"app": "web"}}});
         assert!(!LabelSelector::from_object(&Value::Null).unwrap().matches_object(&pod));
         assert!(LabelSelector::from_object(&json!({})).unwrap().matches_object(&pod));
-        let sel = json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]});
+        let sel =
+            json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]});
         assert!(LabelSelector::from_object(&sel).unwrap().matches_object(&pod));
         assert!(LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "Near"}]})).is_err());
     }
