@@ -149,6 +149,7 @@ fn validate(paths: Vec<PathBuf>, output: Format) -> i32 {
                 .iter()
                 .map(|d| output::ValidRow::drill(d))
                 .chain(catalog.scenarios.iter().map(|s| output::ValidRow::scenario(s)))
+                .chain(catalog.sim_clusters.iter().map(|f| output::ValidRow::sim_cluster(f)))
                 .collect();
             output::print_rows(&rows, output);
             0

@@ -73,6 +73,16 @@ impl ValidRow {
         }
     }
 
+    pub fn sim_cluster(file: &std::path::Path) -> Self {
+        Self {
+            kind: "SimCluster",
+            name: file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
+            runs: "firedrill sim up --config".into(),
+            file: file.display().to_string(),
+            next_run: None,
+        }
+    }
+
     pub fn scenario(s: &ScenarioPlan) -> Self {
         Self {
             kind: "Scenario",

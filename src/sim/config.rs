@@ -27,6 +27,10 @@ pub struct SimConfig {
     /// Workloads, each with its pods and optionally a PDB.
     #[serde(default)]
     pub apps: Vec<AppSpec>,
+    /// `kubernetes.io/tls` Secrets holding real self-signed certificates with a chosen validity
+    /// (for rehearsing certificate expiry).
+    #[serde(default)]
+    pub tls_secrets: Vec<TlsSecretSpec>,
     /// Any other objects, as manifests (ConfigMaps, Secrets, PDBs, Velero BackupStorageLocations
     /// and Backups, cert-manager Issuers and Certificates, ...), created in order.
     #[serde(default)]
@@ -93,6 +97,23 @@ pub struct AppSpec {
     pub volume: Option<String>,
 }
 
+/// A TLS Secret with a real certificate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsSecretSpec {
+    pub name: String,
+    pub namespace: String,
+    #[serde(default)]
+    pub dns_names: Vec<String>,
+    /// The certificate's whole lifetime (`90d` by default).
+    #[serde(default)]
+    pub valid_for: Option<DurationText>,
+    /// How long until it expires, from the cluster's start: `5d`, or `-3d` for one that expired
+    /// three days ago. Its whole lifetime by default (freshly issued).
+    #[serde(default)]
+    pub expires_in: Option<DurationText>,
+}
+
 /// Timings; the defaults keep tests fast.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -140,23 +161,49 @@ impl SimConfig {
     }
 }
 
-/// Reads a `kind: SimCluster` file; errors name the file, line and column.
-pub fn load(path: &std::path::Path) -> Result<SimConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let file: SimFile = serde_saphyr::from_str(&text).map_err(|e| {
+/// The `sim` section of a scenario file (the rest is the scenario's and checked elsewhere).
+#[derive(Debug, Clone, Deserialize)]
+struct ScenarioSim {
+    #[serde(default)]
+    sim: Option<SimConfig>,
+}
+
+/// The kind of a file.
+#[derive(Debug, Clone, Deserialize)]
+struct Kind {
+    #[serde(default)]
+    kind: String,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(path: &std::path::Path, text: &str) -> Result<T, String> {
+    serde_saphyr::from_str(text).map_err(|e| {
         let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
         let msg = e.without_snippet().to_string();
         let msg = msg.lines().next().unwrap_or_default().to_string();
         let msg = msg.rfind(" at line ").map(|i| msg[..i].to_string()).unwrap_or(msg);
         format!("{}:{line}:{col}: {msg}", path.display())
-    })?;
-    if file.kind != "SimCluster" {
-        return Err(format!(
-            "{}:1:1: kind is `{}`: a simulator file has `kind: SimCluster`",
-            path.display(),
-            file.kind
-        ));
-    }
+    })
+}
+
+/// Reads a `kind: SimCluster` file, or the `sim` section of a `kind: Scenario` file; errors
+/// name the file, line and column.
+pub fn load(path: &std::path::Path) -> Result<SimConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: SimFile = match parse::<Kind>(path, &text)?.kind.as_str() {
+        "SimCluster" => parse(path, &text)?,
+        "Scenario" => {
+            let sim = parse::<ScenarioSim>(path, &text)?.sim.ok_or_else(|| {
+                format!("{}:1:1: this scenario has no `sim` section to start a simulated cluster from", path.display())
+            })?;
+            SimFile { api_version: String::new(), kind: "Scenario".into(), name: None, description: None, sim }
+        }
+        other => {
+            return Err(format!(
+                "{}:1:1: kind is `{other}`: a simulator file has `kind: SimCluster` (or is a Scenario with a `sim` section)",
+                path.display()
+            ));
+        }
+    };
     for (i, t) in [&file.sim.timings]
         .into_iter()
         .flatten()
@@ -309,8 +356,52 @@ pub async fn seed(state: &SimState, config: &SimConfig) -> Result<(), ApiError> 
             create_object(state, obj)?;
         }
     }
+    for tls in &config.tls_secrets {
+        create_object(state, tls_secret(tls, state.store.clock.now())?)?;
+    }
     for obj in &config.objects {
         create_object(state, obj.clone())?;
     }
     Ok(())
+}
+
+/// A signed duration: `5d`, `-3d`.
+fn signed(text: &str) -> Option<chrono::TimeDelta> {
+    let text = text.trim();
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    let d = chrono::TimeDelta::from_std(humantime::parse_duration(rest.trim()).ok()?).ok()?;
+    Some(if negative { -d } else { d })
+}
+
+fn tls_secret(spec: &TlsSecretSpec, now: chrono::DateTime<chrono::Utc>) -> Result<Value, ApiError> {
+    let bad =
+        |m: String| ApiError::new(400, "BadRequest", format!("sim.tlsSecrets {}/{}: {m}", spec.namespace, spec.name));
+    let valid = spec
+        .valid_for
+        .as_ref()
+        .map_or(Some(chrono::TimeDelta::days(90)), |d| signed(&d.0))
+        .ok_or_else(|| bad("validFor is not a duration".into()))?;
+    let left = match &spec.expires_in {
+        Some(d) => signed(&d.0).ok_or_else(|| bad("expiresIn is not a duration".into()))?,
+        None => valid,
+    };
+    let issued_at = now + left - valid;
+    let dns: Vec<String> = if spec.dns_names.is_empty() {
+        vec![format!("{}.{}.svc", spec.name, spec.namespace)]
+    } else {
+        spec.dns_names.clone()
+    };
+    let cert = json!({"secretName": spec.name, "issuerRef": {"name": "firedrill-sim-seed"}, "dnsNames": dns, "duration": format!("{}s", valid.num_seconds())});
+    let cert_spec = super::certmanager::pki::cert_spec(&cert).map_err(|e| bad(e.to_string()))?;
+    let issued = super::certmanager::pki::issue_self_signed(&cert_spec, issued_at).map_err(|e| bad(e.to_string()))?;
+    Ok(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": spec.name, "namespace": spec.namespace},
+        "data": super::certmanager::pki::secret_data(&issued),
+    }))
 }

@@ -49,12 +49,16 @@ pub struct SpecErrors(pub Vec<SpecError>);
 pub struct Catalog {
     pub drills: Vec<Arc<DrillPlan>>,
     pub scenarios: Vec<Arc<ScenarioPlan>>,
+    /// Simulated-cluster files found among the others (valid).
+    pub sim_clusters: Vec<PathBuf>,
 }
 
 /// One parsed file, before validation.
 enum Parsed {
     Drill(Box<raw::DrillFile>),
     Scenario(Box<raw::ScenarioFile>),
+    /// A simulated cluster (`firedrill sim up --config`): checked, not part of the catalog.
+    SimCluster,
 }
 
 struct Source {
@@ -82,15 +86,17 @@ impl Catalog {
 
         let mut drills = Vec::new();
         let mut scenarios = Vec::new();
+        let mut sim_clusters = Vec::new();
         for file in files {
             match read(&file) {
                 Ok(Source { file, sha256, parsed: Parsed::Drill(d) }) => drills.push((file, sha256, d)),
                 Ok(Source { file, sha256, parsed: Parsed::Scenario(s) }) => scenarios.push((file, sha256, s)),
+                Ok(Source { file, parsed: Parsed::SimCluster, .. }) => sim_clusters.push(file),
                 Err(e) => errors.push(e),
             }
         }
 
-        let mut catalog = Catalog::default();
+        let mut catalog = Catalog { sim_clusters, ..Catalog::default() };
         for (file, sha256, raw) in drills {
             catalog.add_drill(&file, sha256, *raw, &mut errors);
         }
@@ -183,7 +189,7 @@ impl Catalog {
                 let mut errors = Vec::new();
                 self.add_drill(&file, sha256, *raw, &mut errors).ok_or(errors)
             }
-            Ok(Source { .. }) => Err(here(format!("{} is a Scenario, but a step must name a Drill", path.display()))),
+            Ok(Source { .. }) => Err(here(format!("{} is not a Drill, but a step must name one", path.display()))),
             Err(e) => Err(vec![e]),
         }
     }
@@ -231,13 +237,25 @@ fn read(file: &Path) -> Result<Source, SpecError> {
     let parsed = match header.kind.as_ref().map(|k| k.value.as_str()) {
         Some("Drill") => Parsed::Drill(Box::new(parse(file, &text)?)),
         Some("Scenario") => Parsed::Scenario(Box::new(parse(file, &text)?)),
+        Some("SimCluster") => {
+            let sim: crate::sim::config::SimFile = parse(file, &text)?;
+            if sim.api_version != raw::API_VERSION {
+                return Err(SpecError {
+                    file: file.to_path_buf(),
+                    line: 1,
+                    column: 1,
+                    message: format!("unsupported apiVersion `{}`: expected `{}`", sim.api_version, raw::API_VERSION),
+                });
+            }
+            Parsed::SimCluster
+        }
         Some(other) => {
             let kind = header.kind.as_ref().map(Loc::at).unwrap_or_default();
             return Err(SpecError {
                 file: file.to_path_buf(),
                 line: kind.0,
                 column: kind.1,
-                message: format!("unknown kind `{other}`: expected `Drill` or `Scenario`"),
+                message: format!("unknown kind `{other}`: expected `Drill`, `Scenario` or `SimCluster`"),
             });
         }
         None => {

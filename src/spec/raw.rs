@@ -78,6 +78,9 @@ pub struct ScenarioFile {
     /// What to do after a step that did not pass; `continue` by default.
     #[serde(default)]
     pub on_failure: Option<OnFailure>,
+    /// A simulated cluster to rehearse this scenario on: `firedrill sim up --config <this file>`.
+    #[serde(default)]
+    pub sim: Option<crate::sim::config::SimConfig>,
 }
 
 /// One step of a scenario.

@@ -6,5 +6,6 @@ mod cli;
 mod engine;
 mod etcd_restore;
 mod ledger;
+mod sim_cli;
 mod specs;
 mod support;
