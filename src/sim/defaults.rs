@@ -56,7 +56,10 @@ pub fn on_create(t: &ResourceType, obj: &mut Value, _clock: &SimClock) -> Result
             set_default(obj, &["spec", "type"], json!("ClusterIP"));
             set_default(obj, &["spec", "sessionAffinity"], json!("None"));
         }
-        ("", "secrets") => set_default(obj, &["type"], json!("Opaque")),
+        ("", "secrets") => {
+            set_default(obj, &["type"], json!("Opaque"));
+            fold_string_data(obj);
+        }
         ("", "persistentvolumeclaims") => obj["status"] = json!({"phase": "Pending"}),
         ("", "persistentvolumes") => obj["status"] = json!({"phase": "Available"}),
         ("apps", "deployments") => {
@@ -102,6 +105,20 @@ pub fn on_create(t: &ResourceType, obj: &mut Value, _clock: &SimClock) -> Result
     Ok(())
 }
 
+/// A Secret's write-only `stringData` is merged into `data` (base64, its keys winning) and never
+/// stored, as the v1 → internal conversion does.
+fn fold_string_data(secret: &mut Value) {
+    use base64::Engine;
+    let Some(Value::Object(plain)) = secret.as_object_mut().and_then(|o| o.remove("stringData")) else { return };
+    if !secret["data"].is_object() {
+        secret["data"] = json!({});
+    }
+    for (k, v) in plain {
+        let text = v.as_str().unwrap_or_default();
+        secret["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 fn require_selector(t: &ResourceType, obj: &Value, name: &str) -> Result<(), ApiError> {
     if obj["spec"]["selector"].is_object() {
         Ok(())
@@ -112,6 +129,9 @@ fn require_selector(t: &ResourceType, obj: &Value, name: &str) -> Result<(), Api
 
 /// Checks for a replacement of `old` by `new` through `part`.
 pub fn on_update(t: &ResourceType, old: &Value, new: &mut Value, part: Part) -> Result<(), ApiError> {
+    if (t.group.as_str(), t.plural.as_str()) == ("", "secrets") {
+        fold_string_data(new);
+    }
     if (t.group.as_str(), t.plural.as_str()) == ("", "namespaces") {
         // spec.finalizers change only through /finalize.
         if part != Part::Finalize {
@@ -142,5 +162,8 @@ pub fn pod_grace_period(pod: &Value, requested: Option<i64>) -> Option<i64> {
 
 /// Whether a pod marked for deletion still waits for its kubelet to confirm termination.
 pub fn pod_deletion_pending(pod: &Value) -> bool {
-    pod["metadata"].get("deletionTimestamp").is_some() && bound_and_running(pod)
+    let m = &pod["metadata"];
+    m.get("deletionTimestamp").is_some()
+        && m["deletionGracePeriodSeconds"].as_i64() != Some(0)
+        && bound_and_running(pod)
 }

@@ -48,9 +48,12 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         });
+        // `reason` is `omitempty` in Go: the eviction "more than one PDB" 500 has none at all.
+        if !self.reason.is_empty() {
+            s["reason"] = json!(self.reason);
+        }
         let mut details = self.details.clone();
         if let Some(secs) = self.retry_after {
             let d = details.get_or_insert_with(|| json!({}));
@@ -77,6 +80,22 @@ fn details(t: &ResourceType, name: &str) -> Value {
         d["group"] = json!(t.group);
     }
     d
+}
+
+/// The 422 of a PUT without `metadata.resourceVersion` on a type that forbids unconditional
+/// updates (every custom resource). The registry builds it with the *resource* where the kind
+/// belongs (`GroupKind{Group, Kind: Resource}`, a TODO in `registry/generic/registry/store.go`), so
+/// it reads `backups.velero.io "b1" is invalid: …` with `details.kind: backups`.
+pub fn resource_version_required(t: &ResourceType, name: &str) -> ApiError {
+    let detail = "Invalid value: 0x0: must be specified for an update";
+    let mut d = details(t, name);
+    d["causes"] = json!([{"reason": "FieldValueInvalid", "message": detail, "field": "metadata.resourceVersion"}]);
+    ApiError::new(
+        422,
+        "Invalid",
+        format!("{} \"{name}\" is invalid: metadata.resourceVersion: {detail}", t.group_resource()),
+    )
+    .with_details(d)
 }
 
 /// `pods "web-1" not found`
@@ -172,9 +191,10 @@ pub fn internal(message: impl Into<String>) -> ApiError {
     ApiError::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
 }
 
-/// The path does not name anything served.
+/// The path does not name anything served. The real body has an empty `details` object (the
+/// `NotFound` of an empty group-resource and name).
 pub fn path_not_found() -> ApiError {
-    ApiError::new(404, "NotFound", "the server could not find the requested resource")
+    ApiError::new(404, "NotFound", "the server could not find the requested resource").with_details(json!({}))
 }
 
 /// A `Status{status: Success}` body for deletes that return no object.

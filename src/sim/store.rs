@@ -108,8 +108,9 @@ pub struct WatchStart {
 /// Why a watch could not start where it was asked to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WatchRefused {
-    /// The requested resourceVersion is older than the retained history.
-    TooOld { requested: u64, oldest: u64 },
+    /// The requested resourceVersion is older than the retained history, which starts right
+    /// after `compacted`.
+    TooOld { requested: u64, compacted: u64 },
     /// The requested resourceVersion is newer than the store's.
     TooNew { requested: u64, current: u64 },
 }
@@ -432,15 +433,7 @@ impl Store {
         match meta(&new)["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
             Some(rv) if rv != meta_str(&old, "resourceVersion") => return Err(status::conflict(t, name)),
             Some(_) => {}
-            None if !t.builtin => {
-                return Err(status::invalid(
-                    t,
-                    name,
-                    "metadata.resourceVersion",
-                    "FieldValueInvalid",
-                    "Invalid value: 0x0: must be specified for an update",
-                ));
-            }
+            None if !t.builtin => return Err(status::resource_version_required(t, name)),
             None => {}
         }
         let merged = self.merge_update(t, &old, new, part)?;
@@ -520,13 +513,21 @@ impl Store {
         if old_meta.get("deletionTimestamp").is_some() {
             let before: Vec<&Value> = old_meta["finalizers"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
             let after = m.get("finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
-            if after.iter().any(|f| !before.contains(&f)) {
+            let mut added: Vec<&str> = after.iter().filter(|f| !before.contains(f)).filter_map(Value::as_str).collect();
+            if !added.is_empty() {
+                // The message ends with Go's `%#v` of the sorted new finalizers (ValidateNoNewFinalizers).
+                added.sort_unstable();
+                added.dedup();
+                let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
                 return Err(status::invalid(
                     t,
                     &name,
                     "metadata.finalizers",
                     "FieldValueForbidden",
-                    "Forbidden: no new finalizers can be added if the object is being deleted",
+                    &format!(
+                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                        quoted.join(", ")
+                    ),
                 ));
             }
         }
@@ -629,7 +630,11 @@ impl Store {
             return Ok(Deleted::Marked(self.commit(&mut inner, t, EventKind::Modified, new, Some(old))));
         }
         if finalizers {
-            if already {
+            // A pod marked with a grace period that is now deleted at once (the kubelet's final
+            // grace-0 delete, a force delete) keeps waiting for its finalizers with grace 0, so
+            // that removing the last one removes it.
+            let shortened = t.key() == "/pods" && meta(&old)["deletionGracePeriodSeconds"].as_i64() != Some(0);
+            if already && !shortened {
                 return Ok(Deleted::Marked(old));
             }
             let m = meta_mut(&mut new);
@@ -644,15 +649,6 @@ impl Store {
             return Ok(Deleted::Gone(old));
         }
         Ok(Deleted::Gone(self.commit(&mut inner, t, EventKind::Deleted, new, Some(old))))
-    }
-
-    /// Removes an object now, whatever its finalizers or grace period: the kubelet confirming a
-    /// pod's termination, the namespace controller finishing.
-    pub fn remove(&self, t: &ResourceType, ns: &str, name: &str) -> Result<Obj, ApiError> {
-        let mut inner = self.lock();
-        let old = Self::current(&inner, t, ns, name).ok_or_else(|| status::not_found(t, name))?;
-        let last = (*old).clone();
-        Ok(self.commit(&mut inner, t, EventKind::Deleted, last, Some(old)))
     }
 
     /// Starts a watch of a type (in one namespace or all) at `from`: `None` or `Some(0)` start
@@ -690,7 +686,7 @@ impl Store {
                     .collect()
             }
             Some(rv) if rv < inner.compacted => {
-                return Err(WatchRefused::TooOld { requested: rv, oldest: inner.compacted });
+                return Err(WatchRefused::TooOld { requested: rv, compacted: inner.compacted });
             }
             Some(rv) if rv > inner.rv => return Err(WatchRefused::TooNew { requested: rv, current: inner.rv }),
             Some(rv) => inner.log.iter().filter(|e| e.rv > rv && in_scope(e)).cloned().collect(),

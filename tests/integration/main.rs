@@ -7,5 +7,7 @@ mod engine;
 mod etcd_restore;
 mod ledger;
 mod sim_cli;
+mod sim_fidelity;
+mod sim_kubectl;
 mod specs;
 mod support;

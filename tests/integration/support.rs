@@ -261,3 +261,89 @@ pub fn etcd_drill_from_store(name: &str, url: &str, extra: &str) -> String {
         "apiVersion: firedrill.dev/v1alpha1\nkind: Drill\nname: {name}\ntargets:\n  rto: 1m\n  rpo: 1h\netcdRestore:\n  snapshot:\n    fromStore:\n      url: {url}\n{extra}"
     )
 }
+
+/// A simulated cluster (`firedrill::sim`) for a test, on a free loopback port. Call
+/// `shutdown().await` at the end; a test that panics drops its runtime, which stops it too.
+pub async fn sim(config: firedrill::sim::config::SimConfig) -> firedrill::sim::Sim {
+    sim_with(firedrill::sim::SimOptions { config, ..Default::default() }).await
+}
+
+pub async fn sim_with(options: firedrill::sim::SimOptions) -> firedrill::sim::Sim {
+    firedrill::sim::Sim::start(options).await.expect("start the simulator")
+}
+
+/// A kube-rs client for the simulator, built as drills build theirs: kube 5 retries 429, 503 and
+/// 504 inside the client.
+pub fn kube_client(sim: &firedrill::sim::Sim) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap()
+}
+
+/// A kube-rs client that hands every 429, 503 and 504 to its caller (`default_retry = false`).
+pub fn kube_client_without_retry(sim: &firedrill::sim::Sim) -> kube::Client {
+    let mut config = kube::Config::new(sim.url().parse().unwrap());
+    config.default_retry = false;
+    kube::Client::try_from(config).unwrap()
+}
+
+/// How long a test waits for the simulator's controllers: far more than they need (they act in
+/// milliseconds), so that a loaded CI machine does not fail the test.
+pub const SIM_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Waits with kube-rs's `await_condition` (a watch by `metadata.name`) until `cond` holds for
+/// `name`; panics saying `what` did not happen.
+pub async fn wait_for<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    what: &str,
+    cond: impl kube::runtime::wait::Condition<K>,
+) -> Option<K>
+where
+    K: Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned + kube::Resource + 'static,
+{
+    match tokio::time::timeout(SIM_PATIENCE, kube::runtime::wait::await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(obj)) => obj,
+        Ok(Err(e)) => panic!("waiting until {what}: {e}"),
+        Err(_) => panic!("{what}: not within {SIM_PATIENCE:?}"),
+    }
+}
+
+/// Polls `probe` every 20 ms until it returns `Some` (for what a single watch cannot see, such as
+/// several pods at once); panics saying `what` did not happen.
+pub async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + SIM_PATIENCE;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {SIM_PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The Ready pods of app `app` (label `app=<app>`) that are not being deleted, once there are `n`.
+pub async fn ready_pods(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    app: &str,
+    n: usize,
+) -> Vec<k8s_openapi::api::core::v1::Pod> {
+    let lp = &kube::api::ListParams::default().labels(&format!("app={app}"));
+    until(&format!("{n} Ready pods of {app}"), || async move {
+        let list = pods.list(lp).await.ok()?;
+        let ready: Vec<_> =
+            list.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none() && pod_is_ready(p)).collect();
+        (ready.len() == n).then_some(ready)
+    })
+    .await
+}
+
+/// Whether the pod's `Ready` condition is `True`.
+pub fn pod_is_ready(p: &k8s_openapi::api::core::v1::Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}

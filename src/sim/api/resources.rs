@@ -93,6 +93,14 @@ pub async fn handle(
         return error(&status::path_not_found());
     }
     let ns = p.namespace.clone().unwrap_or_default();
+    if let (Some(name), Some(sub)) = (p.name.as_deref(), p.subresource.as_deref())
+        && !has_subresource(&t, sub)
+    {
+        // A subresource the type does not have is not served: for a custom resource the CRD
+        // handler answers the object's NotFound (Velero's Backup has no `/status`), for a
+        // built-in type the path matches no route. Never 405.
+        return error(&if t.builtin { status::path_not_found() } else { status::not_found(&t, name) });
+    }
     let result = match (method.clone(), p.name.as_deref(), p.subresource.as_deref()) {
         (Method::GET, None, None) if truthy(q, "watch") => return watch_collection(state, &t, p.namespace.clone(), q),
         (Method::GET, None, None) => list(state, &t, p.namespace.as_deref(), q, headers),
@@ -126,9 +134,6 @@ pub async fn handle(
                 Err(e) => error(&e),
             };
         }
-        (_, _, Some(sub)) if !["status", "scale", "eviction", "binding", "log", "finalize"].contains(&sub) => {
-            Err(status::path_not_found())
-        }
         (m, _, _) => Err(status::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"
         ))),
@@ -136,6 +141,17 @@ pub async fn handle(
     match result {
         Ok(r) => r,
         Err(e) => error(&e),
+    }
+}
+
+/// Whether objects of type `t` have the subresource `sub`.
+fn has_subresource(t: &ResourceType, sub: &str) -> bool {
+    match sub {
+        "status" => t.status,
+        "scale" => t.scale,
+        "eviction" | "binding" | "log" => t.key() == "/pods",
+        "finalize" => t.key() == "/namespaces",
+        _ => false,
     }
 }
 

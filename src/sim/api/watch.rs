@@ -77,11 +77,10 @@ pub fn start(
     tokio::spawn(async move {
         let start = match store.watch(&t, namespace.as_deref(), p.resource_version) {
             Ok(s) => s,
-            Err(WatchRefused::TooOld { requested, oldest }) => {
-                let e = crate::sim::status::expired(format!(
-                    "too old resource version: {requested} ({})",
-                    oldest.saturating_sub(1)
-                ));
+            Err(WatchRefused::TooOld { requested, compacted }) => {
+                // The watch cache prints `oldest - 1`, the revision before its oldest retained
+                // event: here, the compacted revision.
+                let e = crate::sim::status::expired(format!("too old resource version: {requested} ({compacted})"));
                 let _ = tx.send(error_line(&e)).await;
                 return;
             }

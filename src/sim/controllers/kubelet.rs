@@ -16,7 +16,7 @@ use super::scheduler::node_ready;
 use super::{Controller, Key, Requeue};
 use crate::sim::server::SimState;
 use crate::sim::status::ApiError;
-use crate::sim::store::{Event, EventKind, Part};
+use crate::sim::store::{DeleteOptions, Event, EventKind, Part};
 
 pub const READY_AFTER: &str = "firedrill.dev/sim-ready-after";
 pub const NEVER_READY: &str = "firedrill.dev/sim-never-ready";
@@ -104,7 +104,14 @@ fn reconcile(state: &SimState, key: &Key) -> Result<Requeue, ApiError> {
         let due = state.since(&format!("delete/{u}")) + state.timings.terminate_after.min(grace);
         let now = tokio::time::Instant::now();
         if now >= due {
-            state.store.remove(&pod_type, &key.namespace, &key.name)?;
+            // The kubelet's confirmation is a grace-0 delete with the pod's UID as precondition:
+            // the pod goes unless finalizers still hold it.
+            let confirm = DeleteOptions {
+                grace_period_seconds: Some(0),
+                precondition_uid: Some(u.clone()),
+                ..Default::default()
+            };
+            state.store.delete(&pod_type, &key.namespace, &key.name, &confirm)?;
             state.forget(&format!("delete/{u}"));
             state.forget(&format!("start/{u}"));
             return Ok(None);

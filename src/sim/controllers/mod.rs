@@ -3,6 +3,7 @@
 //! one object at a time, asking to be called again after a delay when it waits for something
 //! (a pod becoming Ready, a backup finishing).
 
+pub mod crds;
 pub mod daemonset;
 pub mod disruption;
 pub mod garbage;
@@ -69,6 +70,7 @@ pub struct Controller {
 pub fn spawn_all(state: Arc<SimState>, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let controllers = vec![
         namespace::controller(),
+        crds::controller(),
         garbage::controller(),
         disruption::controller(),
         replicaset::deployments(),
@@ -109,11 +111,16 @@ async fn run(state: Arc<SimState>, c: Controller, shutdown: CancellationToken) {
                 Ok(Some(after)) => {
                     delayed.entry(Instant::now() + after).or_default().insert(key);
                 }
-                Err(e) => {
-                    if !e.is_conflict() && !e.is_not_found() {
-                        tracing::debug!(controller = c.name, key = ?key, error = %e.message, "reconcile failed; retrying");
-                    }
+                // The object went away meanwhile: its removal is an event of its own, and nothing
+                // is left to do for this one.
+                Err(e) if e.is_not_found() => {}
+                // Someone wrote it first: look again at once, with what they wrote.
+                Err(e) if e.is_conflict() => {
                     delayed.entry(Instant::now() + Duration::from_millis(50)).or_default().insert(key);
+                }
+                Err(e) => {
+                    tracing::debug!(controller = c.name, key = ?key, error = %e.message, "reconcile failed; retrying");
+                    delayed.entry(Instant::now() + Duration::from_millis(500)).or_default().insert(key);
                 }
             }
         }
