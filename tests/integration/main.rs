@@ -9,5 +9,6 @@ mod ledger;
 mod sim_cli;
 mod sim_fidelity;
 mod sim_kubectl;
+mod sim_velero;
 mod specs;
 mod support;

@@ -82,6 +82,7 @@ pub fn spawn_all(state: Arc<SimState>, shutdown: CancellationToken) -> Vec<tokio
         kubelet::controller(),
         nodes::lifecycle(),
         nodes::volumes(),
+        super::velero::controller(),
     ];
     controllers.into_iter().map(|c| tokio::spawn(run(state.clone(), c, shutdown.clone()))).collect()
 }
