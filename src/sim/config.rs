@@ -329,11 +329,10 @@ pub fn create_object(state: &SimState, obj: Value) -> Result<(), ApiError> {
 /// Seeds a fresh cluster.
 pub async fn seed(state: &SimState, config: &SimConfig) -> Result<(), ApiError> {
     let now = state.store.clock.stamp();
-    for ns in ["default", "kube-system", "kube-public", "kube-node-lease", "velero"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(config.namespaces.iter().cloned())
-    {
+    let defaults = ["default", "kube-system", "kube-public", "kube-node-lease", "velero", "cert-manager"];
+    // A default namespace listed again (a cert-manager scenario naming `cert-manager`) is created once.
+    let listed = config.namespaces.iter().filter(|ns| !defaults.contains(&ns.as_str())).cloned();
+    for ns in defaults.iter().map(|s| s.to_string()).chain(listed) {
         create_object(state, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))?;
     }
     let nodes = if config.nodes.is_empty() {

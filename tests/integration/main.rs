@@ -6,6 +6,7 @@ mod cli;
 mod engine;
 mod etcd_restore;
 mod ledger;
+mod sim_certmanager;
 mod sim_cli;
 mod sim_fidelity;
 mod sim_kubectl;

@@ -84,7 +84,11 @@ pub fn spawn_all(state: Arc<SimState>, shutdown: CancellationToken) -> Vec<tokio
         nodes::volumes(),
         super::velero::controller(),
     ];
-    controllers.into_iter().map(|c| tokio::spawn(run(state.clone(), c, shutdown.clone()))).collect()
+    controllers
+        .into_iter()
+        .chain(super::certmanager::controllers())
+        .map(|c| tokio::spawn(run(state.clone(), c, shutdown.clone())))
+        .collect()
 }
 
 async fn run(state: Arc<SimState>, c: Controller, shutdown: CancellationToken) {
