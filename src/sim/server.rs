@@ -103,7 +103,8 @@ pub struct SimOptions {
     pub port: u16,
     pub config: SimConfig,
     pub timings: Option<Timings>,
-    /// Events kept for watches (older resourceVersions get 410).
+    /// Events kept for watches (older resourceVersions get 410); 10,000 by default, about the
+    /// window a real API server's watch cache keeps for a busy type.
     pub history: Option<usize>,
 }
 
@@ -114,7 +115,7 @@ impl Sim {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;
         let clock = SimClock::default();
-        let store = Arc::new(Store::new(Arc::new(Registry::new()), clock, opts.history.unwrap_or(200_000)));
+        let store = Arc::new(Store::new(Arc::new(Registry::new()), clock, opts.history.unwrap_or(10_000)));
         let state = Arc::new(SimState {
             store,
             address: addr.to_string(),

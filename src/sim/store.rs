@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 
 use super::clock::SimClock;
 use super::defaults;
+use super::quantity::{NodeLoad, pod_load};
 use super::registry::{Registry, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{self, ApiError};
@@ -130,6 +131,8 @@ struct Inner {
     log_limit: usize,
     snapshots: HashMap<u64, Snapshot>,
     next_snapshot: u64,
+    /// What the pods bound to each node request, kept with every pod write.
+    node_load: HashMap<String, NodeLoad>,
 }
 
 /// How long a continue token stays valid (the real server: until etcd compacts, ~5 minutes).
@@ -194,7 +197,7 @@ fn desired(t: &ResourceType, obj: &Value) -> Value {
 
 impl Store {
     pub fn new(registry: Arc<Registry>, clock: SimClock, log_limit: usize) -> Self {
-        let (events, _) = broadcast::channel(65_536);
+        let (events, _) = broadcast::channel(16_384);
         let inner = Inner {
             rv: 1,
             objects: HashMap::new(),
@@ -203,6 +206,7 @@ impl Store {
             log_limit,
             snapshots: HashMap::new(),
             next_snapshot: 1,
+            node_load: HashMap::new(),
         };
         Self { registry, clock, inner: Mutex::new(inner), events }
     }
@@ -214,6 +218,11 @@ impl Store {
     /// A receiver of every event from now on (controllers use this).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
+    }
+
+    /// What the pods bound to `node` request (the scheduler's view of its capacity).
+    pub fn node_load(&self, node: &str) -> NodeLoad {
+        self.lock().node_load.get(node).copied().unwrap_or_default()
     }
 
     /// The current resourceVersion.
@@ -243,6 +252,20 @@ impl Store {
             }
             _ => {
                 bucket.insert((ns.clone(), name), object.clone());
+            }
+        }
+        if t.key() == "/pods" {
+            let before = previous.as_deref().and_then(pod_load);
+            let after = if kind == EventKind::Deleted { None } else { pod_load(&object) };
+            if before != after {
+                if let Some((node, l)) = before {
+                    let e = inner.node_load.entry(node.to_string()).or_default();
+                    (e.pods, e.cpu, e.memory) = (e.pods - l.pods, e.cpu - l.cpu, e.memory - l.memory);
+                }
+                if let Some((node, l)) = after {
+                    let e = inner.node_load.entry(node.to_string()).or_default();
+                    (e.pods, e.cpu, e.memory) = (e.pods + l.pods, e.cpu + l.cpu, e.memory + l.memory);
+                }
             }
         }
         let event = Arc::new(Event { rv, type_key: t.key(), namespace: ns, kind, object: object.clone(), previous });
@@ -726,4 +749,43 @@ fn decode_continue(token: &str) -> Result<(u64, usize), ApiError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     Ok((v["id"].as_u64().ok_or_else(bad)?, v["offset"].as_u64().ok_or_else(bad)? as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(node: &str, cpu: &str) -> Value {
+        json!({"metadata": {"name": "p", "namespace": "ns"},
+               "spec": {"nodeName": node, "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]}})
+    }
+
+    #[test]
+    fn node_load_follows_binding_finishing_and_deletion_of_pods() {
+        let store = Store::new(Arc::new(Registry::new()), SimClock::default(), 100);
+        let pods = store.registry.find("", "v1", "pods").unwrap();
+        let ns = store.registry.find("", "v1", "namespaces").unwrap();
+        store.create(&ns, "", json!({"metadata": {"name": "ns"}}), false).unwrap();
+        store.create(&pods, "ns", pod("", "250m"), false).unwrap();
+        assert_eq!(store.node_load("n1"), NodeLoad::default(), "an unbound pod counts nowhere");
+        store.mutate(&pods, "ns", "p", Part::Main, false, |_| Ok(Some(pod("n1", "250m")))).unwrap();
+        assert_eq!(store.node_load("n1"), NodeLoad { pods: 1, cpu: 250, memory: 0 });
+        store
+            .mutate(&pods, "ns", "p", Part::Status, false, |p| {
+                let mut p = p.clone();
+                p["status"]["phase"] = json!("Succeeded");
+                Ok(Some(p))
+            })
+            .unwrap();
+        assert_eq!(store.node_load("n1").pods, 0, "a finished pod frees its node");
+        store
+            .mutate(&pods, "ns", "p", Part::Status, false, |p| {
+                let mut p = p.clone();
+                p["status"]["phase"] = json!("Running");
+                Ok(Some(p))
+            })
+            .unwrap();
+        store.delete(&pods, "ns", "p", &DeleteOptions { grace_period_seconds: Some(0), ..Default::default() }).unwrap();
+        assert_eq!(store.node_load("n1"), NodeLoad::default(), "a deleted pod frees its node");
+    }
 }

@@ -43,6 +43,39 @@ fn body_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Built-in list items are written without `kind`/`apiVersion`, custom resources' with.
+/// A stored object as an item of a list, serialized straight from the store without a copy:
+/// built-in types' items carry no `kind` and `apiVersion` (the list says them once).
+struct ListItem<'a> {
+    object: &'a Value,
+    bare: bool,
+}
+
+impl serde::Serialize for ListItem<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.object.as_object() {
+            Some(m) if self.bare => {
+                let mut map = s.serialize_map(None)?;
+                for (k, v) in m.iter().filter(|(k, _)| !matches!(k.as_str(), "kind" | "apiVersion")) {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+            _ => self.object.serialize(s),
+        }
+    }
+}
+
+/// A list's body, in the field order the API server writes.
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    kind: String,
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    metadata: Value,
+    items: Vec<ListItem<'a>>,
+}
+
 fn list_item(t: &ResourceType, o: &Value) -> Value {
     if !t.builtin {
         return o.clone();
@@ -216,11 +249,12 @@ fn list(
         meta["continue"] = json!(c);
         meta["remainingItemCount"] = json!(page.remaining.unwrap_or(0));
     }
-    let items: Vec<Value> = page.items.iter().map(|o| list_item(t, o)).collect();
-    Ok(json(
-        StatusCode::OK,
-        &json!({"kind": t.list_kind(), "apiVersion": t.api_version(), "metadata": meta, "items": items}),
-    ))
+    let items = page.items.iter().map(|o| ListItem { object: o, bare: t.builtin }).collect();
+    let body = ListBody { kind: t.list_kind(), api_version: t.api_version(), metadata: meta, items };
+    let bytes = serde_json::to_vec(&body).map_err(|e| status::internal(e.to_string()))?;
+    let mut r = Response::new(Body::from(bytes));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(r)
 }
 
 fn watch_collection(state: &Arc<SimState>, t: &Arc<ResourceType>, ns: Option<String>, q: &Query) -> Response {

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::pods::{self, name, phase, set_condition, terminating};
+use super::pods::{self, name, set_condition, terminating};
 use super::{Controller, Key, Requeue};
+use crate::sim::quantity::{NodeLoad, cpu_millis, memory_bytes, requests};
 use crate::sim::server::SimState;
 use crate::sim::status::ApiError;
 use crate::sim::store::{Event, Part};
@@ -74,46 +75,6 @@ pub fn tolerates(tolerations: &[Value], taint: &Value) -> bool {
     })
 }
 
-/// CPU in millicores (`100m`, `1`, `0.5`).
-pub fn cpu_millis(q: &Value) -> i64 {
-    let s = q.as_str().map(str::to_string).unwrap_or_else(|| q.to_string());
-    match s.strip_suffix('m') {
-        Some(m) => m.parse().unwrap_or(0),
-        None => (s.parse::<f64>().unwrap_or(0.0) * 1000.0) as i64,
-    }
-}
-
-/// Memory in bytes (`128Mi`, `1Gi`, `500M`, `1024`).
-pub fn memory_bytes(q: &Value) -> i64 {
-    let s = q.as_str().map(str::to_string).unwrap_or_else(|| q.to_string());
-    let units = [
-        ("Ki", 1i64 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ];
-    for (suffix, mult) in units {
-        if let Some(n) = s.strip_suffix(suffix) {
-            return (n.parse::<f64>().unwrap_or(0.0) * mult as f64) as i64;
-        }
-    }
-    s.parse().unwrap_or(0)
-}
-
-fn requests(pod: &Value) -> (i64, i64) {
-    let mut cpu = 0;
-    let mut mem = 0;
-    for c in pod["spec"]["containers"].as_array().cloned().unwrap_or_default() {
-        cpu += cpu_millis(&c["resources"]["requests"]["cpu"]);
-        mem += memory_bytes(&c["resources"]["requests"]["memory"]);
-    }
-    (cpu, mem)
-}
-
 fn reconcile(state: &SimState, key: &Key) -> Result<Requeue, ApiError> {
     let pod_type = pods::pods(state);
     let pod = state.store.get(&pod_type, &key.namespace, &key.name)?;
@@ -121,17 +82,6 @@ fn reconcile(state: &SimState, key: &Key) -> Result<Requeue, ApiError> {
         return Ok(None);
     }
     let nodes = state.store.all(&pods::rtype(state, "", "nodes"), None);
-    let all_pods = state.store.all(&pod_type, None);
-    let mut load: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
-    for p in all_pods.iter().filter(|p| !matches!(phase(p), "Succeeded" | "Failed")) {
-        if let Some(n) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-            let (c, m) = requests(p);
-            let e = load.entry(n.to_string()).or_default();
-            e.0 += 1;
-            e.1 += c;
-            e.2 += m;
-        }
-    }
     let (want_cpu, want_mem) = requests(&pod);
     let tolerations: Vec<Value> = pod["spec"]["tolerations"].as_array().cloned().unwrap_or_default();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
@@ -160,7 +110,7 @@ fn reconcile(state: &SimState, key: &Key) -> Result<Requeue, ApiError> {
         {
             why = Some("node(s) didn't match Pod's node affinity/selector".into());
         } else {
-            let (count, cpu, mem) = load.get(name(node)).copied().unwrap_or_default();
+            let NodeLoad { pods: count, cpu, memory: mem } = state.store.node_load(name(node));
             let alloc = &node["status"]["allocatable"];
             let max_pods = alloc["pods"].as_str().and_then(|p| p.parse::<i64>().ok()).unwrap_or(110);
             if count + 1 > max_pods {
