@@ -21,7 +21,8 @@ pub struct SimConfig {
     /// Nodes; three Ready nodes `node-1`..`node-3` when empty.
     #[serde(default)]
     pub nodes: Vec<NodeSpec>,
-    /// Namespaces to create (besides `default`, `kube-system`, `kube-public`, `kube-node-lease`, `velero`).
+    /// Namespaces to create (besides `default`, `kube-system`, `kube-public`, `kube-node-lease`,
+    /// `velero` and `cert-manager`, which always exist).
     #[serde(default)]
     pub namespaces: Vec<String>,
     /// Workloads, each with its pods and optionally a PDB.

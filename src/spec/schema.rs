@@ -1,4 +1,5 @@
-//! JSON Schemas of the two file kinds, generated from the stage-one types.
+//! JSON Schemas of the file kinds (drills, scenarios, simulated clusters), generated from the
+//! stage-one types.
 //!
 //! The checked-in copies live in `docs/schema/`; `firedrill schema --out docs/schema` rewrites
 //! them, and a test fails when they are stale.
@@ -15,5 +16,6 @@ pub fn all() -> Vec<(&'static str, String)> {
     vec![
         ("drill.schema.json", render(schemars::schema_for!(DrillFile))),
         ("scenario.schema.json", render(schemars::schema_for!(ScenarioFile))),
+        ("sim-cluster.schema.json", render(schemars::schema_for!(crate::sim::config::SimFile))),
     ]
 }
