@@ -6,12 +6,14 @@
 
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod drills;
 pub mod engine;
 pub mod etcd;
 pub mod ledger;
 pub mod measure;
 pub mod plan;
+pub mod probes;
 pub mod progress;
 pub mod report;
 pub mod sim;
