@@ -300,7 +300,9 @@ pub fn outcome_text(o: &Outcome, recorded: &Result<Appended, String>) -> String 
     for e in o.errors.iter().skip(1) {
         let _ = writeln!(s, "  error       {e}");
     }
-    let cleanup = if o.cleanup.done {
+    let cleanup = if o.cleanup.done && o.cleanup.actions.is_empty() {
+        "nothing to clean up".to_string()
+    } else if o.cleanup.done {
         o.cleanup.actions.join("; ")
     } else {
         format!("INCOMPLETE: {}", o.cleanup.error.clone().unwrap_or_default())

@@ -5,6 +5,8 @@
 //! each function below.
 
 pub mod etcd_restore;
+pub mod node_drain;
+pub mod pdb_check;
 
 use serde::Serialize;
 
@@ -18,21 +20,34 @@ use crate::spec::raw::DrillFile;
 #[serde(rename_all = "camelCase")]
 pub enum DrillParams {
     EtcdRestore(etcd_restore::Params),
+    PdbCheck(pdb_check::Params),
+    NodeDrain(node_drain::Params),
 }
 
 /// `(registered name, spec block)` of every drill type.
-pub const KINDS: &[(&str, &str)] = &[(etcd_restore::KIND, "etcdRestore")];
+pub const KINDS: &[(&str, &str)] =
+    &[(etcd_restore::KIND, "etcdRestore"), (pdb_check::KIND, "pdbCheck"), (node_drain::KIND, "nodeDrain")];
 
 impl DrillParams {
     pub fn kind(&self) -> &'static str {
         match self {
             DrillParams::EtcdRestore(_) => etcd_restore::KIND,
+            DrillParams::PdbCheck(_) => pdb_check::KIND,
+            DrillParams::NodeDrain(_) => node_drain::KIND,
         }
+    }
+
+    /// Whether the drill recovers something, so that its time from t0 to verified is a recovery
+    /// time. A read-only check (pdb-check) has no RTO.
+    pub fn measures_recovery(&self) -> bool {
+        !matches!(self, DrillParams::PdbCheck(_))
     }
 
     pub fn default_timeouts(&self) -> Timeouts {
         match self {
             DrillParams::EtcdRestore(_) => etcd_restore::DEFAULT_TIMEOUTS,
+            DrillParams::PdbCheck(_) => pdb_check::DEFAULT_TIMEOUTS,
+            DrillParams::NodeDrain(_) => node_drain::DEFAULT_TIMEOUTS,
         }
     }
 
@@ -40,20 +55,50 @@ impl DrillParams {
     pub fn instantiate(&self) -> Box<dyn Drill> {
         match self {
             DrillParams::EtcdRestore(p) => Box::new(etcd_restore::EtcdRestore::new(p.clone())),
+            DrillParams::PdbCheck(p) => Box::new(pdb_check::PdbCheck::new(p.clone())),
+            DrillParams::NodeDrain(p) => Box::new(node_drain::NodeDrain::new(p.clone())),
         }
     }
 }
 
-/// Validates the one drill block of a drill file.
+/// Validates the one drill block of a drill file, and its `cluster` block for the drills that
+/// act on Kubernetes.
 pub fn validate(v: &mut Validator, raw: &DrillFile) -> Option<DrillParams> {
     let blocks = KINDS.iter().map(|(_, block)| format!("`{block}`")).collect::<Vec<_>>().join(", ");
-    match &raw.etcd_restore {
-        Some(spec) => etcd_restore::validate(v, spec).map(DrillParams::EtcdRestore),
-        None => {
-            v.error(raw.kind.at(), format!("a Drill needs one drill block saying what to drill: one of {blocks}"));
-            None
-        }
+    let given = [
+        raw.etcd_restore.as_ref().map(|b| ("etcdRestore", b.at())),
+        raw.pdb_check.as_ref().map(|b| ("pdbCheck", b.at())),
+        raw.node_drain.as_ref().map(|b| ("nodeDrain", b.at())),
+    ];
+    let given: Vec<(&str, (u32, u32))> = given.into_iter().flatten().collect();
+    if let [_, (second, at), ..] = given.as_slice() {
+        v.error(
+            *at,
+            format!(
+                "a Drill has exactly one drill block; `{}` and `{second}` are both here: put each in its own file",
+                given[0].0
+            ),
+        );
+        return None;
     }
+    let cluster = crate::cluster::validate(v, raw.cluster.as_ref());
+    if let (Some(c), Some(_)) = (&raw.cluster, &raw.etcd_restore) {
+        v.error(
+            c.at(),
+            "`cluster` is for drills that act on Kubernetes; etcd-restore talks to etcd directly: remove it",
+        );
+    }
+    if let Some(spec) = &raw.etcd_restore {
+        return etcd_restore::validate(v, spec).map(DrillParams::EtcdRestore);
+    }
+    if let Some(spec) = &raw.pdb_check {
+        return pdb_check::validate(v, spec, cluster).map(DrillParams::PdbCheck);
+    }
+    if let Some(spec) = &raw.node_drain {
+        return node_drain::validate(v, spec, cluster).map(DrillParams::NodeDrain);
+    }
+    v.error(raw.kind.at(), format!("a Drill needs one drill block saying what to drill: one of {blocks}"));
+    None
 }
 
 /// Removes what a run of drill type `kind` claimed. Idempotent: safe to run again, and after a
@@ -61,6 +106,8 @@ pub fn validate(v: &mut Validator, raw: &DrillFile) -> Option<DrillParams> {
 pub async fn cleanup(kind: &str, claim: &Claim, ctx: &RunContext) -> Result<Vec<String>, DrillError> {
     match kind {
         etcd_restore::KIND => etcd_restore::cleanup(claim, ctx).await,
+        pdb_check::KIND => pdb_check::cleanup(claim, ctx).await,
+        node_drain::KIND => node_drain::cleanup(claim, ctx).await,
         other => {
             Err(DrillError::Error(format!("unknown drill type `{other}`: this firedrill cannot clean up after it")))
         }

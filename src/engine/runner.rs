@@ -278,7 +278,8 @@ pub fn outcome(
     let reported = ctx.reported();
     let mut warnings = reported.warnings;
     timeline.marks = reported.marks;
-    let rto = measure::rto(&timeline);
+    let recovers = plan.params.measures_recovery();
+    let rto = measure::rto(&timeline).filter(|_| recovers);
     let rpo = match (timeline.t0, &reported.recovery_point) {
         (Some(t0), Some(point)) => {
             let r = measure::rpo(t0, point);
@@ -300,7 +301,7 @@ pub fn outcome(
     };
     let reason = match decision.reasons.first() {
         Some(r) => r.clone(),
-        None => summary(rto, rpo, &targets),
+        None => summary(recovers, rto, rpo, &targets),
     };
     Outcome {
         run_id: ctx.run_id.clone(),
@@ -327,11 +328,12 @@ pub fn outcome(
 }
 
 fn summary(
+    recovers: bool,
     rto: Option<std::time::Duration>,
     rpo: Option<std::time::Duration>,
     targets: &[measure::TargetResult],
 ) -> String {
-    let mut parts = vec!["recovered and verified".to_string()];
+    let mut parts = vec![if recovers { "recovered and verified" } else { "every check passed" }.to_string()];
     for (name, value) in [("rto", rto), ("rpo", rpo)] {
         match (value, targets.iter().find(|t| t.figure == name)) {
             (_, Some(t)) => parts.push(t.explain()),

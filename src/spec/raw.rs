@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 
 use super::Loc;
-use crate::drills::etcd_restore;
+use crate::drills::{etcd_restore, node_drain, pdb_check};
 
 /// The API version every file declares.
 pub const API_VERSION: &str = "firedrill.dev/v1alpha1";
@@ -43,9 +43,21 @@ pub struct DrillFile {
     /// Per-phase time limits; each drill has defaults.
     #[serde(default)]
     pub timeouts: Option<TimeoutsSpec>,
+    /// The Kubernetes cluster a drill acts on (not for `etcd-restore`); the default kubeconfig
+    /// when unset.
+    #[serde(default)]
+    pub cluster: Option<Loc<crate::cluster::Spec>>,
     /// Restore etcd from a snapshot into a scratch member and verify it (`etcd-restore`).
     #[serde(default)]
     pub etcd_restore: Option<Loc<etcd_restore::Spec>>,
+    /// Check PodDisruptionBudgets against workloads, and what draining each node would do
+    /// (`pdb-check`, read-only).
+    #[serde(default)]
+    pub pdb_check: Option<Loc<pdb_check::Spec>>,
+    /// Drain a node through the Eviction API and measure how long until its workloads are back
+    /// (`node-drain`).
+    #[serde(default)]
+    pub node_drain: Option<Loc<node_drain::Spec>>,
 }
 
 /// A scenario file (`kind: Scenario`): an ordered list of drills with its own pass condition.

@@ -6,6 +6,8 @@ mod cli;
 mod engine;
 mod etcd_restore;
 mod ledger;
+mod node_drain;
+mod pdb_check;
 mod sim_certmanager;
 mod sim_cli;
 mod sim_fidelity;
