@@ -5,6 +5,7 @@
 mod cli;
 mod engine;
 mod etcd_restore;
+mod gameday;
 mod ledger;
 mod node_drain;
 mod pdb_check;
