@@ -92,6 +92,13 @@ pub fn validate(v: &mut Validator, raw: &DrillFile) -> Option<DrillParams> {
         return etcd_restore::validate(v, spec).map(DrillParams::EtcdRestore);
     }
     if let Some(spec) = &raw.pdb_check {
+        // A read-only check recovers nothing: a recovery target could never be met.
+        for target in raw.targets.iter().flat_map(|t| [&t.rto, &t.rpo]).flatten() {
+            v.error(
+                target.at(),
+                "pdb-check recovers nothing, so it has no RTO or RPO to hold to a target: remove `targets`",
+            );
+        }
         return pdb_check::validate(v, spec, cluster).map(DrillParams::PdbCheck);
     }
     if let Some(spec) = &raw.node_drain {
