@@ -4,6 +4,7 @@
 //! Adding a drill: a module here, one field in [`crate::spec::raw::DrillFile`], and one arm in
 //! each function below.
 
+pub mod cert_expiry;
 pub mod etcd_restore;
 pub mod node_drain;
 pub mod pdb_check;
@@ -22,11 +23,16 @@ pub enum DrillParams {
     EtcdRestore(etcd_restore::Params),
     PdbCheck(pdb_check::Params),
     NodeDrain(node_drain::Params),
+    CertExpiry(cert_expiry::Params),
 }
 
 /// `(registered name, spec block)` of every drill type.
-pub const KINDS: &[(&str, &str)] =
-    &[(etcd_restore::KIND, "etcdRestore"), (pdb_check::KIND, "pdbCheck"), (node_drain::KIND, "nodeDrain")];
+pub const KINDS: &[(&str, &str)] = &[
+    (etcd_restore::KIND, "etcdRestore"),
+    (pdb_check::KIND, "pdbCheck"),
+    (node_drain::KIND, "nodeDrain"),
+    (cert_expiry::KIND, "certExpiry"),
+];
 
 impl DrillParams {
     pub fn kind(&self) -> &'static str {
@@ -34,13 +40,15 @@ impl DrillParams {
             DrillParams::EtcdRestore(_) => etcd_restore::KIND,
             DrillParams::PdbCheck(_) => pdb_check::KIND,
             DrillParams::NodeDrain(_) => node_drain::KIND,
+            DrillParams::CertExpiry(_) => cert_expiry::KIND,
         }
     }
 
     /// Whether the drill recovers something, so that its time from t0 to verified is a recovery
-    /// time. A read-only check (pdb-check) has no RTO.
+    /// time. A read-only check (pdb-check) has no RTO, and neither has cert-expiry: its renewal
+    /// rehearsal's issuance and renewal times are marks and details, not a recovery.
     pub fn measures_recovery(&self) -> bool {
-        !matches!(self, DrillParams::PdbCheck(_))
+        !matches!(self, DrillParams::PdbCheck(_) | DrillParams::CertExpiry(_))
     }
 
     pub fn default_timeouts(&self) -> Timeouts {
@@ -48,6 +56,7 @@ impl DrillParams {
             DrillParams::EtcdRestore(_) => etcd_restore::DEFAULT_TIMEOUTS,
             DrillParams::PdbCheck(_) => pdb_check::DEFAULT_TIMEOUTS,
             DrillParams::NodeDrain(_) => node_drain::DEFAULT_TIMEOUTS,
+            DrillParams::CertExpiry(_) => cert_expiry::DEFAULT_TIMEOUTS,
         }
     }
 
@@ -57,6 +66,7 @@ impl DrillParams {
             DrillParams::EtcdRestore(p) => Box::new(etcd_restore::EtcdRestore::new(p.clone())),
             DrillParams::PdbCheck(p) => Box::new(pdb_check::PdbCheck::new(p.clone())),
             DrillParams::NodeDrain(p) => Box::new(node_drain::NodeDrain::new(p.clone())),
+            DrillParams::CertExpiry(p) => Box::new(cert_expiry::CertExpiry::new(p.clone())),
         }
     }
 }
@@ -69,6 +79,7 @@ pub fn validate(v: &mut Validator, raw: &DrillFile) -> Option<DrillParams> {
         raw.etcd_restore.as_ref().map(|b| ("etcdRestore", b.at())),
         raw.pdb_check.as_ref().map(|b| ("pdbCheck", b.at())),
         raw.node_drain.as_ref().map(|b| ("nodeDrain", b.at())),
+        raw.cert_expiry.as_ref().map(|b| ("certExpiry", b.at())),
     ];
     let given: Vec<(&str, (u32, u32))> = given.into_iter().flatten().collect();
     if let [_, (second, at), ..] = given.as_slice() {
@@ -92,20 +103,29 @@ pub fn validate(v: &mut Validator, raw: &DrillFile) -> Option<DrillParams> {
         return etcd_restore::validate(v, spec).map(DrillParams::EtcdRestore);
     }
     if let Some(spec) = &raw.pdb_check {
-        // A read-only check recovers nothing: a recovery target could never be met.
-        for target in raw.targets.iter().flat_map(|t| [&t.rto, &t.rpo]).flatten() {
-            v.error(
-                target.at(),
-                "pdb-check recovers nothing, so it has no RTO or RPO to hold to a target: remove `targets`",
-            );
-        }
+        refuse_targets(v, raw, pdb_check::KIND);
         return pdb_check::validate(v, spec, cluster).map(DrillParams::PdbCheck);
     }
     if let Some(spec) = &raw.node_drain {
         return node_drain::validate(v, spec, cluster).map(DrillParams::NodeDrain);
     }
+    if let Some(spec) = &raw.cert_expiry {
+        refuse_targets(v, raw, cert_expiry::KIND);
+        return cert_expiry::validate(v, spec, cluster).map(DrillParams::CertExpiry);
+    }
     v.error(raw.kind.at(), format!("a Drill needs one drill block saying what to drill: one of {blocks}"));
     None
+}
+
+/// A drill that recovers nothing (a check) has no RTO or RPO: a recovery target on it could never
+/// be met, so it is refused where it is written.
+fn refuse_targets(v: &mut Validator, raw: &DrillFile, kind: &str) {
+    for target in raw.targets.iter().flat_map(|t| [&t.rto, &t.rpo]).flatten() {
+        v.error(
+            target.at(),
+            format!("{kind} recovers nothing, so it has no RTO or RPO to hold to a target: remove `targets`"),
+        );
+    }
 }
 
 /// Removes what a run of drill type `kind` claimed. Idempotent: safe to run again, and after a
@@ -115,6 +135,7 @@ pub async fn cleanup(kind: &str, claim: &Claim, ctx: &RunContext) -> Result<Vec<
         etcd_restore::KIND => etcd_restore::cleanup(claim, ctx).await,
         pdb_check::KIND => pdb_check::cleanup(claim, ctx).await,
         node_drain::KIND => node_drain::cleanup(claim, ctx).await,
+        cert_expiry::KIND => cert_expiry::cleanup(claim, ctx).await,
         other => {
             Err(DrillError::Error(format!("unknown drill type `{other}`: this firedrill cannot clean up after it")))
         }

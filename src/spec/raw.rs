@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 
 use super::Loc;
-use crate::drills::{etcd_restore, node_drain, pdb_check};
+use crate::drills::{cert_expiry, etcd_restore, node_drain, pdb_check};
 
 /// The API version every file declares.
 pub const API_VERSION: &str = "firedrill.dev/v1alpha1";
@@ -58,6 +58,11 @@ pub struct DrillFile {
     /// (`node-drain`).
     #[serde(default)]
     pub node_drain: Option<Loc<node_drain::Spec>>,
+    /// Find every certificate that would expire within a horizon (TLS Secrets, cert-manager
+    /// Certificates, Ingress TLS, CA bundles, files, live endpoints) and rehearse a cert-manager
+    /// renewal (`cert-expiry`).
+    #[serde(default)]
+    pub cert_expiry: Option<Loc<cert_expiry::Spec>>,
 }
 
 /// A scenario file (`kind: Scenario`): an ordered list of drills with its own pass condition.

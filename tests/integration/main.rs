@@ -2,6 +2,7 @@
 //! them (started on free loopback ports by `support`), the CLI run as a subprocess where the
 //! behaviour is the command's.
 
+mod cert_expiry;
 mod cli;
 mod engine;
 mod etcd_restore;
