@@ -1,6 +1,6 @@
 //! The quarterly game day end to end, as `scripts/demo` runs it: the scenario's own `sim` section
 //! as the cluster, a real etcd with a snapshot in a file store, and `firedrill run
-//! scenarios/quarterly-gameday.yaml` through the CLI. All three drills pass, and no node is left
+//! scenarios/quarterly-gameday.yaml` through the CLI. All four drills pass, and no node is left
 //! cordoned.
 
 use std::time::Duration;
@@ -55,8 +55,15 @@ async fn the_quarterly_game_day_passes_on_its_simulated_cluster_and_a_real_etcd(
         .iter()
         .map(|s| (s["drill"].as_str().unwrap(), s["verdict"].as_str().unwrap_or("skipped")))
         .collect();
-    assert_eq!(steps, [("pdb-check", "Passed"), ("node-drain", "Passed"), ("etcd-restore", "Passed")]);
+    assert_eq!(
+        steps,
+        [("pdb-check", "Passed"), ("node-drain", "Passed"), ("etcd-restore", "Passed"), ("cert-expiry-30d", "Passed")]
+    );
     let runs = result["runs"].as_array().unwrap();
+    let certs = runs.iter().find(|r| r["drill"]["name"] == "cert-expiry-30d").expect("the certificates' outcome");
+    let codes: Vec<&str> =
+        certs["details"]["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["unmanaged"], "only the hand-made storefront-tls: {certs:#}");
     let drain = runs.iter().find(|r| r["drill"]["name"] == "node-drain").expect("the drain's outcome");
     let drained = drain["target"]["node"].as_str().unwrap();
     assert!(drained.starts_with("worker-"), "{drain:#}");
