@@ -8,6 +8,7 @@ pub mod cert_expiry;
 pub mod etcd_restore;
 pub mod node_drain;
 pub mod pdb_check;
+pub mod severity;
 
 use serde::Serialize;
 

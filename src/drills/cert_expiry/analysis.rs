@@ -11,30 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::chain::Cert;
 use crate::clock::Timestamp;
 
-/// How bad a finding is.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "lowercase")]
-#[schemars(rename = "CertExpirySeverity")]
-pub enum Severity {
-    /// Worth knowing; nothing breaks within the horizon.
-    Info,
-    /// Something breaks within the horizon unless someone acts, or could not be checked.
-    Warning,
-    /// Already broken: an expired certificate, a name the certificate does not cover.
-    Critical,
-}
-
-impl Severity {
-    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
+pub use crate::drills::severity::Severity;
 
 /// What a finding is about: a stable code to filter on.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -10,29 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::index::{Index, PdbInfo, WorkloadKind};
 use super::selector::Selector;
 
-/// How bad a finding is.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing; breaks nothing.
-    Info,
-    /// Availability is at risk during drains and rollouts.
-    Warning,
-    /// Evictions fail or drains can never complete.
-    Critical,
-}
-
-impl Severity {
-    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
+pub use crate::drills::severity::Severity;
 
 /// What a finding is about: a stable code to filter on.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
