@@ -92,7 +92,7 @@ impl CertExpiry {
 }
 
 fn count(findings: &[Finding], severity: Severity) -> usize {
-    findings.iter().filter(|f| f.severity == severity).count()
+    crate::drills::severity::count(findings.iter().map(|f| f.severity), severity)
 }
 
 #[async_trait]
@@ -223,22 +223,9 @@ impl Drill for CertExpiry {
     async fn verify(&mut self, _ctx: &RunContext) -> Result<Vec<Check>, DrillError> {
         let findings =
             self.findings.as_ref().ok_or_else(|| DrillError::Error("verify ran before the analysis".into()))?;
-        let mut checks: Vec<Check> = Severity::ALL
-            .iter()
-            .filter(|s| **s >= self.params.fail_on)
-            .rev()
-            .map(|&s| {
-                let of: Vec<&Finding> = findings.iter().filter(|f| f.severity == s).collect();
-                let mut observed = of.len().to_string();
-                if !of.is_empty() {
-                    let named: Vec<String> =
-                        of.iter().take(3).map(|f| format!("{} {}", f.code.name(), f.object)).collect();
-                    let more = if of.len() > 3 { ", ..." } else { "" };
-                    observed = format!("{observed} ({}{more})", named.join(", "));
-                }
-                Check::new(format!("{} certificate findings", s.name()), of.is_empty()).saw(0, observed)
-            })
-            .collect();
+        let named: Vec<(Severity, String)> =
+            findings.iter().map(|f| (f.severity, format!("{} {}", f.code.name(), f.object))).collect();
+        let mut checks = crate::drills::severity::threshold_checks(&named, self.params.fail_on, "certificate findings");
         if self.params.rehearsal.is_some() {
             let observed = match &self.rehearsal_failure {
                 Some(why) => why.clone(),

@@ -66,7 +66,7 @@ struct Counts {
 }
 
 fn count(findings: &[Finding], severity: Severity) -> usize {
-    findings.iter().filter(|f| f.severity == severity).count()
+    crate::drills::severity::count(findings.iter().map(|f| f.severity), severity)
 }
 
 #[async_trait]
@@ -164,22 +164,9 @@ impl Drill for PdbCheck {
 
     async fn verify(&mut self, _ctx: &RunContext) -> Result<Vec<Check>, DrillError> {
         let report = self.report.as_ref().ok_or_else(|| DrillError::Error("verify ran before the analysis".into()))?;
-        let checks = Severity::ALL
-            .iter()
-            .filter(|s| **s >= self.params.fail_on)
-            .rev()
-            .map(|&s| {
-                let of: Vec<&Finding> = report.findings.iter().filter(|f| f.severity == s).collect();
-                let mut observed = of.len().to_string();
-                if !of.is_empty() {
-                    let named: Vec<String> =
-                        of.iter().take(3).map(|f| format!("{} in {}", f.code, f.namespace)).collect();
-                    let more = if of.len() > 3 { ", ..." } else { "" };
-                    observed = format!("{observed} ({}{more})", named.join(", "));
-                }
-                Check::new(format!("{} findings", s.name()), of.is_empty()).saw(0, observed)
-            })
-            .collect();
+        let named: Vec<(Severity, String)> =
+            report.findings.iter().map(|f| (f.severity, format!("{} in {}", f.code, f.namespace))).collect();
+        let checks = crate::drills::severity::threshold_checks(&named, self.params.fail_on, "findings");
         Ok(checks)
     }
 }
