@@ -2,6 +2,7 @@
 //! Exit codes: 0 passed/ok, 1 a drill failed (or the evidence did not verify), 2 could not run
 //! (bad input, unreachable store), 3 aborted.
 
+mod canary;
 mod etcd;
 mod evidence;
 mod history;
@@ -77,6 +78,9 @@ pub enum Command {
         #[command(subcommand)]
         command: evidence::EvidenceCommand,
     },
+    /// Write the RPO canary (ConfigMap firedrill-canary with a UTC timestamp) into namespaces,
+    /// every interval, for restore drills to measure RPO from the data.
+    Canary(canary::CanaryArgs),
     /// etcd helpers.
     Etcd {
         #[command(subcommand)]
@@ -122,6 +126,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::History(args) => history::history(&cli.global, args).await,
         Command::Report(args) => history::report(&cli.global, args).await,
         Command::Evidence { command } => evidence::run(&cli.global, command).await,
+        Command::Canary(args) => canary::run(args).await,
         Command::Etcd { command } => etcd::run(command).await,
         Command::Sim { command } => sim::run(&cli.global, command).await,
         Command::Schema { out } => {

@@ -9,6 +9,8 @@ pub mod etcd_restore;
 pub mod node_drain;
 pub mod pdb_check;
 pub mod severity;
+pub mod velero_restore;
+pub mod workloads;
 
 use serde::Serialize;
 
@@ -25,6 +27,7 @@ pub enum DrillParams {
     PdbCheck(pdb_check::Params),
     NodeDrain(node_drain::Params),
     CertExpiry(cert_expiry::Params),
+    VeleroRestore(velero_restore::Params),
 }
 
 /// `(registered name, spec block)` of every drill type.
@@ -33,6 +36,7 @@ pub const KINDS: &[(&str, &str)] = &[
     (pdb_check::KIND, "pdbCheck"),
     (node_drain::KIND, "nodeDrain"),
     (cert_expiry::KIND, "certExpiry"),
+    (velero_restore::KIND, "veleroRestore"),
 ];
 
 impl DrillParams {
@@ -42,6 +46,7 @@ impl DrillParams {
             DrillParams::PdbCheck(_) => pdb_check::KIND,
             DrillParams::NodeDrain(_) => node_drain::KIND,
             DrillParams::CertExpiry(_) => cert_expiry::KIND,
+            DrillParams::VeleroRestore(_) => velero_restore::KIND,
         }
     }
 
@@ -58,6 +63,7 @@ impl DrillParams {
             DrillParams::PdbCheck(_) => pdb_check::DEFAULT_TIMEOUTS,
             DrillParams::NodeDrain(_) => node_drain::DEFAULT_TIMEOUTS,
             DrillParams::CertExpiry(_) => cert_expiry::DEFAULT_TIMEOUTS,
+            DrillParams::VeleroRestore(_) => velero_restore::DEFAULT_TIMEOUTS,
         }
     }
 
@@ -68,6 +74,7 @@ impl DrillParams {
             DrillParams::PdbCheck(p) => Box::new(pdb_check::PdbCheck::new(p.clone())),
             DrillParams::NodeDrain(p) => Box::new(node_drain::NodeDrain::new(p.clone())),
             DrillParams::CertExpiry(p) => Box::new(cert_expiry::CertExpiry::new(p.clone())),
+            DrillParams::VeleroRestore(p) => Box::new(velero_restore::VeleroRestore::new(p.clone())),
         }
     }
 }
@@ -81,6 +88,7 @@ pub fn validate(v: &mut Validator, raw: &DrillFile) -> Option<DrillParams> {
         raw.pdb_check.as_ref().map(|b| ("pdbCheck", b.at())),
         raw.node_drain.as_ref().map(|b| ("nodeDrain", b.at())),
         raw.cert_expiry.as_ref().map(|b| ("certExpiry", b.at())),
+        raw.velero_restore.as_ref().map(|b| ("veleroRestore", b.at())),
     ];
     let given: Vec<(&str, (u32, u32))> = given.into_iter().flatten().collect();
     if let [_, (second, at), ..] = given.as_slice() {
@@ -114,6 +122,15 @@ pub fn validate(v: &mut Validator, raw: &DrillFile) -> Option<DrillParams> {
         refuse_targets(v, raw, cert_expiry::KIND);
         return cert_expiry::validate(v, spec, cluster).map(DrillParams::CertExpiry);
     }
+    if let Some(spec) = &raw.velero_restore {
+        // Checked (with its error) among the targets; here only to refuse a backup too old.
+        let rpo = raw
+            .targets
+            .as_ref()
+            .and_then(|t| t.rpo.as_ref())
+            .and_then(|d| humantime::parse_duration(d.value.0.trim()).ok());
+        return velero_restore::validate(v, spec, cluster, &raw.name.value, rpo).map(DrillParams::VeleroRestore);
+    }
     v.error(raw.kind.at(), format!("a Drill needs one drill block saying what to drill: one of {blocks}"));
     None
 }
@@ -137,6 +154,7 @@ pub async fn cleanup(kind: &str, claim: &Claim, ctx: &RunContext) -> Result<Vec<
         pdb_check::KIND => pdb_check::cleanup(claim, ctx).await,
         node_drain::KIND => node_drain::cleanup(claim, ctx).await,
         cert_expiry::KIND => cert_expiry::cleanup(claim, ctx).await,
+        velero_restore::KIND => velero_restore::cleanup(claim, ctx).await,
         other => {
             Err(DrillError::Error(format!("unknown drill type `{other}`: this firedrill cannot clean up after it")))
         }

@@ -1,5 +1,11 @@
-//! Probes: small checks that a service still answers (an HTTP(S) GET, a TCP connect), run once
-//! or continuously while a drill disturbs the cluster.
+//! Probes: small checks that a service still answers (an HTTP(S) GET, a TCP connect) or that
+//! Kubernetes objects are there (an object exists, a namespace holds as many objects of a kind
+//! as another), run once, continuously while a drill disturbs the cluster, or as verification
+//! after a recovery ([`verify`]).
+//!
+//! A drill that verifies a namespace it created (velero-restore's scratch namespace) may use
+//! `$(SCRATCH_NAMESPACE)` in HTTP URLs and TCP addresses; [`Probe::in_namespace`] fills it in.
+//! (`${...}` is taken: it names environment variables when the file is loaded.)
 //!
 //! This module owns the `probes` entries of drill files, their validation, one check (with
 //! timeout and retries) and a [`Monitor`] that repeats the checks in the background and tallies
@@ -22,7 +28,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_RETRIES: u32 = 1;
 
-/// One probe: exactly one of `http` and `tcp`.
+/// The placeholder for the namespace a drill verifies, in URLs and addresses.
+pub const NAMESPACE_PLACEHOLDER: &str = "$(SCRATCH_NAMESPACE)";
+
+/// One probe: exactly one of `http`, `tcp` and `kubernetes`.
 #[derive(Deserialize, JsonSchema, Debug)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(rename = "Probe")]
@@ -33,13 +42,18 @@ pub struct Spec {
     pub http: Option<Loc<HttpSpec>>,
     #[serde(default)]
     pub tcp: Option<Loc<TcpSpec>>,
+    /// Kubernetes objects in the namespace the drill verifies (only for drills that restore into
+    /// a namespace: velero-restore).
+    #[serde(default)]
+    pub kubernetes: Option<Loc<KubernetesSpec>>,
     /// How long one attempt may take (default `2s`).
     #[serde(default)]
     pub timeout: Option<Loc<DurationText>>,
     /// How often the probe runs while it is monitoring (default `1s`).
     #[serde(default)]
     pub interval: Option<Loc<DurationText>>,
-    /// Further attempts, right after a failed one, before a check counts as failed (default 1).
+    /// Further attempts after a failed one before a check counts as failed (default 1): right
+    /// after it while monitoring, `interval` after it when verifying a recovery.
     #[serde(default)]
     pub retries: Option<u32>,
 }
@@ -71,6 +85,27 @@ pub struct TcpSpec {
     pub address: Loc<EnvText>,
 }
 
+/// Objects of one kind in the namespace a drill verifies: exactly one of `name` and
+/// `sameCountAsSource`.
+#[derive(Deserialize, JsonSchema, Debug)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "KubernetesProbe")]
+pub struct KubernetesSpec {
+    /// `v1` (default) or `group/version`, e.g. `apps/v1`.
+    #[serde(default)]
+    pub api_version: Option<Loc<String>>,
+    /// The kind, e.g. `Deployment`, `ConfigMap`, `PersistentVolumeClaim`.
+    pub kind: Loc<String>,
+    /// This object must exist.
+    #[serde(default)]
+    pub name: Option<Loc<String>>,
+    /// The namespace must hold as many objects of the kind (not counting firedrill's own, labelled
+    /// `app.kubernetes.io/managed-by: firedrill`) as the source namespace (the one a
+    /// backup was taken of). Only counts are compared and recorded, never contents.
+    #[serde(default)]
+    pub same_count_as_source: bool,
+}
+
 /// What a probe checks, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -91,6 +126,13 @@ pub enum Check {
     },
     Tcp {
         address: String,
+    },
+    Kubernetes {
+        api_version: String,
+        kind: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        same_count_as_source: bool,
     },
 }
 
@@ -115,14 +157,69 @@ fn redact(url: &url::Url) -> String {
     shown.to_string()
 }
 
-/// Validates one `probes` entry.
+impl Probe {
+    /// The probe with [`NAMESPACE_PLACEHOLDER`] replaced by `namespace` in its URL or address.
+    pub fn in_namespace(&self, namespace: &str) -> Probe {
+        let mut p = self.clone();
+        match &mut p.check {
+            Check::Http { url, full_url, .. } => {
+                *url = url.replace(NAMESPACE_PLACEHOLDER, namespace);
+                *full_url = full_url.replace(NAMESPACE_PLACEHOLDER, namespace);
+            }
+            Check::Tcp { address } => *address = address.replace(NAMESPACE_PLACEHOLDER, namespace),
+            Check::Kubernetes { .. } => {}
+        }
+        p
+    }
+}
+
+/// Validates one `probes` entry of a drill that has no namespace of its own to verify: a
+/// `kubernetes` probe is refused.
 pub fn validate(v: &mut Validator, spec: &Loc<Spec>) -> Option<Probe> {
+    validate_in(v, spec, false)
+}
+
+fn kubernetes(v: &mut Validator, spec: &Loc<KubernetesSpec>) -> Option<Check> {
+    let k = &spec.value;
+    let api_version = match &k.api_version {
+        Some(a) => v.non_empty(a, "kubernetes.apiVersion")?,
+        None => "v1".to_string(),
+    };
+    let kind = v.non_empty(&k.kind, "kubernetes.kind")?;
+    let name = match &k.name {
+        Some(n) => Some(v.non_empty(n, "kubernetes.name")?),
+        None => None,
+    };
+    if name.is_some() == k.same_count_as_source {
+        v.error(
+            spec.at(),
+            "a kubernetes probe checks exactly one thing: `name` (that object exists) or `sameCountAsSource: true`",
+        );
+        return None;
+    }
+    Some(Check::Kubernetes { api_version, kind, name, same_count_as_source: k.same_count_as_source })
+}
+
+/// Validates one `probes` entry; `kubernetes` says whether the drill verifies a namespace of
+/// its own, where `kubernetes` probes look and `$(SCRATCH_NAMESPACE)` points.
+pub fn validate_in(v: &mut Validator, spec: &Loc<Spec>, kubernetes_allowed: bool) -> Option<Probe> {
     let s = &spec.value;
     let name = v.non_empty(&s.name, "a probe's name");
-    let check = match (&s.http, &s.tcp) {
-        (Some(h), None) => {
+    let check = match (&s.http, &s.tcp, &s.kubernetes) {
+        (None, None, Some(k)) if kubernetes_allowed => kubernetes(v, k),
+        (None, None, Some(k)) => {
+            v.error(
+                k.at(),
+                "a kubernetes probe checks the namespace a drill restores into, and this drill has none: use `http` or `tcp`",
+            );
+            None
+        }
+        (Some(h), None, None) => {
             let text = v.expand(&h.value.url)?;
-            let parsed = url::Url::parse(&text).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+            // The placeholder is no host name: check (and show) the URL with a stand-in for it.
+            const STAND_IN: &str = "firedrill-scratch-namespace-stand-in";
+            let sample = text.replace(NAMESPACE_PLACEHOLDER, STAND_IN);
+            let parsed = url::Url::parse(&sample).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
             let Some(parsed) = parsed else {
                 v.error(
                     h.value.url.at(),
@@ -135,8 +232,9 @@ pub fn validate(v: &mut Validator, spec: &Loc<Spec>) -> Option<Probe> {
                 let at = Loc { value: val.clone(), line: h.line, column: h.column };
                 headers.push((k.clone(), v.expand(&at)?));
             }
+            let shown = redact(&parsed).replace(STAND_IN, NAMESPACE_PLACEHOLDER);
             Some(Check::Http {
-                url: redact(&parsed),
+                url: shown,
                 full_url: text,
                 expect_status: h.value.expect_status,
                 body_contains: h.value.body_contains.clone(),
@@ -144,7 +242,7 @@ pub fn validate(v: &mut Validator, spec: &Loc<Spec>) -> Option<Probe> {
                 headers,
             })
         }
-        (None, Some(t)) => {
+        (None, Some(t), None) => {
             let address = v.expand(&t.value.address)?;
             if address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
                 v.error(t.value.address.at(), format!("`{address}` is not `host:port`"));
@@ -153,7 +251,12 @@ pub fn validate(v: &mut Validator, spec: &Loc<Spec>) -> Option<Probe> {
             Some(Check::Tcp { address })
         }
         _ => {
-            v.error(spec.at(), "a probe is exactly one of `http` (a GET) and `tcp` (a connect)");
+            let kinds = if kubernetes_allowed {
+                "`http` (a GET), `tcp` (a connect) and `kubernetes` (objects)"
+            } else {
+                "`http` (a GET) and `tcp` (a connect)"
+            };
+            v.error(spec.at(), format!("a probe is exactly one of {kinds}"));
             None
         }
     };
@@ -183,25 +286,120 @@ pub enum ProbeError {
     /// The body lacks the expected text.
     #[error("the body does not contain {0:?}")]
     Body(String),
+    /// The object a kubernetes probe names does not exist.
+    #[error("{0} does not exist")]
+    Missing(String),
+    /// A namespace holds another number of objects than the source.
+    #[error("{kind}: {got} in {namespace}, {expected} in the source namespace {source_namespace}")]
+    Count { kind: String, namespace: String, got: usize, source_namespace: String, expected: usize },
+    /// A kubernetes probe without a namespace to look in, or an API error.
+    #[error("{0}")]
+    Kubernetes(String),
 }
 
-/// Checks one probe, retrying as configured. Returns the attempts made and the last error.
+/// Where `kubernetes` probes look: the namespace verified, and the source it is compared with.
+#[derive(Clone)]
+pub struct Namespaces {
+    pub client: kube::Client,
+    pub namespace: String,
+    pub source: String,
+}
+
+/// Checks one probe, retrying right away as configured. Returns the attempts made and the last
+/// error.
 pub async fn check(probe: &Probe, http: &reqwest::Client) -> (u32, Result<(), ProbeError>) {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let result = match tokio::time::timeout(probe.timeout, attempt(probe, http)).await {
-            Ok(r) => r,
-            Err(_) => Err(ProbeError::Timeout(probe.timeout)),
-        };
+        let result = timed(probe, http, None).await;
         if result.is_ok() || attempts > probe.retries {
             return (attempts, result);
         }
     }
 }
 
-async fn attempt(probe: &Probe, http: &reqwest::Client) -> Result<(), ProbeError> {
+async fn timed(probe: &Probe, http: &reqwest::Client, ns: Option<&Namespaces>) -> Result<(), ProbeError> {
+    match tokio::time::timeout(probe.timeout, attempt(probe, http, ns)).await {
+        Ok(r) => r,
+        Err(_) => Err(ProbeError::Timeout(probe.timeout)),
+    }
+}
+
+/// The result of one probe verifying a recovery, for the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verified {
+    pub name: String,
+    pub passed: bool,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Verifies a recovery with one probe: up to `1 + retries` attempts, `interval` apart (a
+/// recovered service may need a moment), each within `timeout`.
+pub async fn verify(probe: &Probe, http: &reqwest::Client, ns: Option<&Namespaces>, clock: Clock) -> Verified {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let result = timed(probe, http, ns).await;
+        if result.is_ok() || attempts > probe.retries {
+            return Verified {
+                name: probe.name.clone(),
+                passed: result.is_ok(),
+                attempts,
+                error: result.err().map(|e| e.to_string()),
+            };
+        }
+        clock.sleep(probe.interval).await;
+    }
+}
+
+/// How many objects of a kind a namespace holds, or whether one named object exists.
+async fn kubernetes_attempt(
+    ns: &Namespaces,
+    api_version: &str,
+    kind: &str,
+    name: Option<&str>,
+) -> Result<(), ProbeError> {
+    use kube::api::{Api, DynamicObject, ListParams};
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+    let (resource, _) = kube::discovery::pinned_kind(&ns.client, &gvk)
+        .await
+        .map_err(|e| ProbeError::Kubernetes(format!("the cluster does not serve {api_version} {kind}: {e}")))?;
+    let api = |n: &str| Api::<DynamicObject>::namespaced_with(ns.client.clone(), n, &resource);
+    let api_error = |e: kube::Error| ProbeError::Kubernetes(format!("cannot read {kind}: {e}"));
+    if let Some(name) = name {
+        return match api(&ns.namespace).get_metadata_opt(name).await.map_err(api_error)? {
+            Some(_) => Ok(()),
+            None => Err(ProbeError::Missing(format!("{kind} {}/{name}", ns.namespace))),
+        };
+    }
+    // firedrill's own objects (the canary, the scratch namespace's quota) are not the application's:
+    // the canary is rewritten in the source after every backup, so counting it would never match.
+    let lp = ListParams::default().labels("app.kubernetes.io/managed-by!=firedrill");
+    let got = api(&ns.namespace).list_metadata(&lp).await.map_err(api_error)?.items.len();
+    let expected = api(&ns.source).list_metadata(&lp).await.map_err(api_error)?.items.len();
+    if got == expected {
+        Ok(())
+    } else {
+        Err(ProbeError::Count {
+            kind: kind.to_string(),
+            namespace: ns.namespace.clone(),
+            got,
+            source_namespace: ns.source.clone(),
+            expected,
+        })
+    }
+}
+
+async fn attempt(probe: &Probe, http: &reqwest::Client, ns: Option<&Namespaces>) -> Result<(), ProbeError> {
     match &probe.check {
+        Check::Kubernetes { api_version, kind, name, .. } => match ns {
+            Some(ns) => kubernetes_attempt(ns, api_version, kind, name.as_deref()).await,
+            None => Err(ProbeError::Kubernetes("a kubernetes probe needs a namespace to look in".into())),
+        },
         Check::Tcp { address } => {
             tokio::net::TcpStream::connect(address).await.map_err(|e| ProbeError::Unreachable(e.to_string()))?;
             Ok(())

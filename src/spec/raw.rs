@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 
 use super::Loc;
-use crate::drills::{cert_expiry, etcd_restore, node_drain, pdb_check};
+use crate::drills::{cert_expiry, etcd_restore, node_drain, pdb_check, velero_restore};
 
 /// The API version every file declares.
 pub const API_VERSION: &str = "firedrill.dev/v1alpha1";
@@ -63,6 +63,10 @@ pub struct DrillFile {
     /// renewal (`cert-expiry`).
     #[serde(default)]
     pub cert_expiry: Option<Loc<cert_expiry::Spec>>,
+    /// Restore a Velero backup of a namespace into a scratch namespace, verify it, measure RTO
+    /// and RPO, and delete what it created (`velero-restore`).
+    #[serde(default)]
+    pub velero_restore: Option<Loc<velero_restore::Spec>>,
 }
 
 /// A scenario file (`kind: Scenario`): an ordered list of drills with its own pass condition.

@@ -17,3 +17,4 @@ mod sim_kubectl;
 mod sim_velero;
 mod specs;
 mod support;
+mod velero_restore;

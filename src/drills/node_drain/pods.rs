@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
-use serde::Serialize;
 
 /// kubectl's options for the filters.
 #[derive(Debug, Clone, Copy)]
@@ -132,19 +131,7 @@ pub fn owner(pod: &Pod) -> Option<(String, String)> {
 }
 
 /// A workload whose pods were displaced.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Workload {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl std::fmt::Display for Workload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
-    }
-}
+pub use crate::drills::workloads::Workload;
 
 /// Whether `selector` selects `labels` (a missing selector selects nothing, `{}` everything).
 pub fn selects(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
