@@ -4,7 +4,20 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::age;
+
+/// The Name cell of any object.
+pub(super) fn name(obj: &Value) -> Value {
+    json!(text(&obj["metadata"]["name"]))
+}
+
+/// The Age cell of any object, as of `now`.
+pub(super) fn age_of(obj: &Value, now: DateTime<Utc>) -> Value {
+    json!(age::since(&obj["metadata"]["creationTimestamp"], now))
+}
 
 /// A string field; absent or not a string reads as `""`.
 pub(super) fn text(v: &Value) -> &str {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::cells::{self, int, list, text};
+use super::cells::{self, age_of, int, list, name, text};
 use super::{Column, Printer, Row, age, docs};
 
 pub(super) fn printer(group: &str, kind: &str) -> Option<Printer> {
@@ -22,14 +22,6 @@ pub(super) fn printer(group: &str, kind: &str) -> Option<Printer> {
         _ => return None,
     };
     Some(Printer::builtin(columns, row))
-}
-
-fn name(obj: &Value) -> Value {
-    json!(text(&obj["metadata"]["name"]))
-}
-
-fn age_of(obj: &Value, now: DateTime<Utc>) -> Value {
-    json!(age::since(&obj["metadata"]["creationTimestamp"], now))
 }
 
 fn node_columns() -> Vec<Column> {

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::cells::{self, int, list, text};
-use super::{Column, Printer, Row, age, docs};
+use super::cells::{self, age_of, int, list, name, text};
+use super::{Column, Printer, Row, docs};
 
 pub(super) fn printer(group: &str, kind: &str) -> Option<Printer> {
     let (columns, row): (Vec<Column>, super::RowFn) = match (group, kind) {
@@ -21,14 +21,6 @@ pub(super) fn printer(group: &str, kind: &str) -> Option<Printer> {
         _ => return None,
     };
     Some(Printer::builtin(columns, row))
-}
-
-fn name(obj: &Value) -> Value {
-    json!(text(&obj["metadata"]["name"]))
-}
-
-fn age_of(obj: &Value, now: DateTime<Utc>) -> Value {
-    json!(age::since(&obj["metadata"]["creationTimestamp"], now))
 }
 
 fn config_map_columns() -> Vec<Column> {
@@ -165,6 +157,7 @@ fn binding(b: &Value, now: DateTime<Utc>) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::table::age;
 
     fn now() -> DateTime<Utc> {
         age::parse("2024-05-01T12:00:00Z").unwrap()

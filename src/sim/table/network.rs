@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::cells::{self, int, list, text};
-use super::{Column, Printer, Row, age, docs};
+use super::cells::{self, age_of, int, list, name, text};
+use super::{Column, Printer, Row, docs};
 
 pub(super) fn printer(group: &str, kind: &str) -> Option<Printer> {
     let (columns, row): (Vec<Column>, super::RowFn) = match (group, kind) {
@@ -18,14 +18,6 @@ pub(super) fn printer(group: &str, kind: &str) -> Option<Printer> {
         _ => return None,
     };
     Some(Printer::builtin(columns, row))
-}
-
-fn name(obj: &Value) -> Value {
-    json!(text(&obj["metadata"]["name"]))
-}
-
-fn age_of(obj: &Value, now: DateTime<Utc>) -> Value {
-    json!(age::since(&obj["metadata"]["creationTimestamp"], now))
 }
 
 fn service_columns() -> Vec<Column> {
@@ -198,6 +190,7 @@ fn network_policy(np: &Value, now: DateTime<Utc>) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::table::age;
 
     fn now() -> DateTime<Utc> {
         age::parse("2024-05-01T12:00:00Z").unwrap()

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::cells::{list, text};
-use super::{Column, Printer, Row, age, docs};
+use super::cells::{age_of, list, text};
+use super::{Column, Printer, Row, docs};
 
 pub(super) fn printer(group: &str, kind: &str) -> Option<Printer> {
     let (columns, row): (Vec<Column>, super::RowFn) = match (group, kind) {
@@ -15,10 +15,6 @@ pub(super) fn printer(group: &str, kind: &str) -> Option<Printer> {
         _ => return None,
     };
     Some(Printer::builtin(columns, row))
-}
-
-fn age_of(obj: &Value, now: DateTime<Utc>) -> Value {
-    json!(age::since(&obj["metadata"]["creationTimestamp"], now))
 }
 
 /// `RWO,ROX,RWX,RWOP`, in that order whatever the order written, without repeats.
@@ -177,6 +173,7 @@ fn storage_class(sc: &Value, now: DateTime<Utc>) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::table::age;
 
     fn now() -> DateTime<Utc> {
         age::parse("2024-05-01T12:00:00Z").unwrap()

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::cells::{self, int, list, text};
+use super::cells::{self, age_of, int, list, name, text};
 use super::{Column, Printer, Row, age, docs};
 
 pub(super) fn printer(group: &str, kind: &str) -> Option<Printer> {
@@ -24,14 +24,6 @@ pub(super) fn printer(group: &str, kind: &str) -> Option<Printer> {
 /// CONTAINERS and IMAGES, the wide columns of every workload.
 fn template_columns() -> [Column; 2] {
     [Column::new("Containers", "string", docs::CONTAINERS).wide(), Column::new("Images", "string", docs::IMAGES).wide()]
-}
-
-fn name(obj: &Value) -> Value {
-    json!(text(&obj["metadata"]["name"]))
-}
-
-fn age_of(obj: &Value, now: DateTime<Utc>) -> Value {
-    json!(age::since(&obj["metadata"]["creationTimestamp"], now))
 }
 
 /// `spec.replicas`, which the server defaults to 1.
