@@ -17,18 +17,16 @@
 //! argument) it runs with 200 Secrets, 5 endpoints and no openssl: a check that it works.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use firedrill::clock::{Clock, Timestamp};
 use firedrill::drills::cert_expiry::analysis::{self, FindingCode, Inventory};
-use firedrill::drills::cert_expiry::fixtures::{Mint, Minted};
+use firedrill::drills::cert_expiry::fixtures::{Mint, Minted, tls_server};
 use firedrill::drills::cert_expiry::inventory::{self, Counts};
 use firedrill::drills::cert_expiry::spec::{Endpoint, Params};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use tokio::io::AsyncWriteExt;
 
 const HORIZON: Duration = Duration::from_secs(30 * 86_400);
 
@@ -65,31 +63,6 @@ fn secret(i: usize, m: &Minted) -> Secret {
     }
 }
 
-async fn tls_server(m: &Minted) -> u16 {
-    let cert = rustls::pki_types::CertificateDer::from(m.der.clone());
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(m.key_der.clone().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut s) = acceptor.accept(tcp).await {
-                    let _ = s.shutdown().await;
-                }
-            });
-        }
-    });
-    port
-}
-
 fn expiring(findings: &[analysis::Finding], prefix: &str) -> usize {
     findings
         .iter()
@@ -110,7 +83,7 @@ async fn main() {
     let secrets: Vec<Secret> = minted.iter().enumerate().map(|(i, m)| secret(i, m)).collect();
     let mut endpoints = Vec::new();
     for m in minted.iter().take(e) {
-        let port = tls_server(m).await;
+        let port = tls_server(&[m], m).await;
         endpoints.push(Endpoint { host: "127.0.0.1".into(), port, sni: None, ca: None });
     }
     println!("minted {n} certificates and started {e} TLS servers in {:.2?}", started.elapsed());

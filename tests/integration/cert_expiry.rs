@@ -4,12 +4,11 @@
 //! broken issuer.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use firedrill::clock::{Clock, Timestamp};
-use firedrill::drills::cert_expiry::fixtures::{Mint, Minted};
+use firedrill::drills::cert_expiry::fixtures::{Mint, tls_server};
 use firedrill::ledger::record::Outcome;
 use firedrill::measure::Verdict;
 use firedrill::sim::config::SimConfig;
@@ -32,33 +31,6 @@ fn tls_secret(name: &str, crt: &[u8], ca: Option<&[u8]>) -> Value {
     }
     json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
            "metadata": {"name": name, "namespace": "default"}, "data": data})
-}
-
-/// A TLS server on a free loopback port serving `chain` (leaf first) with `key`.
-async fn tls_server(chain: &[&Minted], key: &Minted) -> u16 {
-    let certs = chain.iter().map(|c| rustls::pki_types::CertificateDer::from(c.der.clone())).collect();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.key_der.clone().into());
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut s) = acceptor.accept(tcp).await {
-                    let _ = s.shutdown().await;
-                }
-            });
-        }
-    });
-    port
 }
 
 /// A plain TCP server that answers like HTTP; or, with `silent`, one that never says anything.

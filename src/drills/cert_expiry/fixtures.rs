@@ -1,5 +1,6 @@
 //! Certificates with exact validity windows, minted with rcgen for tests and the benchmark
-//! (`Mint::leaf("web.example.com").valid(from, until).signed_by(&ca)`). The drill never uses it.
+//! (`Mint::leaf("web.example.com").valid(from, until).signed_by(&ca)`), and a loopback TLS server
+//! serving them. The drill never uses it.
 
 use std::time::Duration;
 
@@ -97,4 +98,33 @@ impl Mint {
             issuer: Issuer::new(params, key),
         }
     }
+}
+
+/// A TLS server on a free loopback port serving `chain` (leaf first) with `key`'s private key,
+/// closing each connection after the handshake; returns its port. For tests and benchmarks.
+pub async fn tls_server(chain: &[&Minted], key: &Minted) -> u16 {
+    use tokio::io::AsyncWriteExt;
+    let certs = chain.iter().map(|c| rustls::pki_types::CertificateDer::from(c.der.clone())).collect();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.key_der.clone().into());
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc-rs supports the default protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("a minted key pair");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let port = listener.local_addr().expect("a bound listener").port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut s) = acceptor.accept(tcp).await {
+                    let _ = s.shutdown().await;
+                }
+            });
+        }
+    });
+    port
 }
