@@ -152,14 +152,7 @@ fn main() {
         let seeded = t.elapsed();
         // The kubelet starts every pod; wait until none is Pending so that lists read a quiet store.
         loop {
-            let page: Value = http
-                .get(format!("{url}/api/v1/pods?fieldSelector=status.phase%3DPending&limit=1"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = get_json(&http, format!("{url}/api/v1/pods?fieldSelector=status.phase%3DPending&limit=1")).await;
             if page["items"].as_array().is_some_and(|i| i.is_empty()) {
                 break;
             }
@@ -189,14 +182,7 @@ fn main() {
             let t = Instant::now();
             let (mut seen, mut token) = (0, String::new());
             loop {
-                let page: Value = http
-                    .get(format!("{url}/api/v1/pods?limit=500&continue={token}"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let page = get_json(&http, format!("{url}/api/v1/pods?limit=500&continue={token}")).await;
                 seen += page["items"].as_array().map(Vec::len).unwrap_or(0);
                 token = page["metadata"]["continue"].as_str().unwrap_or_default().to_string();
                 if token.is_empty() {
@@ -238,7 +224,7 @@ fn main() {
         println!("simulator memory after the lists: RSS {rss:.0} MiB (peak {hwm:.0})");
 
         // Watch fan-out.
-        let rv: Value = http.get(format!("{url}/api/v1/pods?limit=1")).send().await.unwrap().json().await.unwrap();
+        let rv = get_json(&http, format!("{url}/api/v1/pods?limit=1")).await;
         let rv = rv["metadata"]["resourceVersion"].as_str().unwrap().to_string();
         let epoch = Instant::now();
         let expected = rate * seconds;
@@ -323,6 +309,11 @@ fn main() {
 
 /// Reads a watch stream until it has seen `expected` of the benchmark's writes; returns each
 /// one's latency in milliseconds.
+/// A GET whose JSON body the benchmark needs.
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn watch(
     mut resp: reqwest::Response,
     epoch: Instant,
