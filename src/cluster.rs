@@ -84,12 +84,18 @@ impl Target {
         loaded.map_err(|e| DrillError::Error(format!("cannot configure a client for {}: {e}", self.describe())))
     }
 
-    /// A client for the cluster. Makes no request.
+    /// A client for the cluster. Makes no request. Besides kube-rs's own retries (with
+    /// [`Retries::Client`]), it retries idempotent requests answered 500 or 502
+    /// ([`ServerErrorRetry`]).
     pub async fn client(&self, retries: Retries) -> Result<Client, DrillError> {
         let mut config = self.config().await?;
         config.default_retry = retries == Retries::Client;
-        Client::try_from(config)
-            .map_err(|e| DrillError::Error(format!("cannot make a client for {}: {e}", self.describe())))
+        let builder = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| DrillError::Error(format!("cannot make a client for {}: {e}", self.describe())))?;
+        Ok(builder
+            .with_layer(&tower::buffer::BufferLayer::new(1024))
+            .with_layer(&tower::retry::RetryLayer::new(ServerErrorRetry::default()))
+            .build())
     }
 
     /// Connects, checks the cluster answers, and records its identity (API server URL and the
@@ -106,5 +112,81 @@ impl Target {
             ctx.target("clusterUid", uid);
         }
         Ok(client)
+    }
+}
+
+/// Creates `obj`, carrying label `key` = `value`. A create answered 500 or 502 may have
+/// happened, so it is tried again (up to three times), and a 409 for an object that carries the
+/// label is taken as this caller's own create: the label says whose it is.
+pub async fn create_labelled<K>(api: &Api<K>, obj: &K, key: &str, value: &str) -> Result<K, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let mut attempt = 0;
+    loop {
+        match api.create(&kube::api::PostParams::default(), obj).await {
+            Err(kube::Error::Api(s)) if matches!(s.code, 500 | 502) && attempt < 3 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt > 0 => {
+                let existing = api.get(&name).await?;
+                let labels = existing.meta().labels.as_ref();
+                return match labels.and_then(|l| l.get(key)) {
+                    Some(v) if v == value => Ok(existing),
+                    _ => Err(kube::Error::Api(s)),
+                };
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Retries a request the API server answered 500 (InternalError) or 502 when its method is
+/// idempotent (GET, HEAD, PUT, DELETE): a transient apiserver or etcd hiccup must not decide a
+/// drill's verdict. kube-rs retries only 429, 503 and 504. A POST is never repeated here, since
+/// a create that failed late may have happened: its callers decide.
+#[derive(Clone, Default)]
+pub struct ServerErrorRetry {
+    attempt: u32,
+}
+
+impl ServerErrorRetry {
+    /// Retries after 50 ms, 100 ms, 200 ms, 400 ms, 800 ms.
+    const RETRIES: u32 = 5;
+    const FIRST_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+}
+
+impl<Res, E> tower::retry::Policy<http::Request<kube::client::Body>, http::Response<Res>, E> for ServerErrorRetry {
+    type Future = tokio::time::Sleep;
+
+    fn retry(
+        &mut self,
+        req: &mut http::Request<kube::client::Body>,
+        result: &mut Result<http::Response<Res>, E>,
+    ) -> Option<Self::Future> {
+        let idempotent =
+            matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::PUT | http::Method::DELETE);
+        let failed = matches!(result, Ok(r) if matches!(r.status().as_u16(), 500 | 502));
+        if !(idempotent && failed) || self.attempt >= Self::RETRIES {
+            return None;
+        }
+        let delay = Self::FIRST_DELAY * 2u32.pow(self.attempt);
+        self.attempt += 1;
+        tracing::debug!(method = %req.method(), path = req.uri().path(), attempt = self.attempt, "the API server answered 5xx; retrying");
+        Some(tokio::time::sleep(delay))
+    }
+
+    fn clone_request(&mut self, req: &http::Request<kube::client::Body>) -> Option<http::Request<kube::client::Body>> {
+        let body = req.body().try_clone()?;
+        let mut copy =
+            http::Request::builder().method(req.method().clone()).uri(req.uri().clone()).version(req.version());
+        if let Some(headers) = copy.headers_mut() {
+            headers.extend(req.headers().clone());
+        }
+        let mut copy = copy.body(body).ok()?;
+        *copy.extensions_mut() = req.extensions().clone();
+        Some(copy)
     }
 }

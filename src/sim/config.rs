@@ -40,6 +40,10 @@ pub struct SimConfig {
     pub timings: Option<TimingsSpec>,
     #[serde(default)]
     pub faults: Option<FaultConfig>,
+    /// A cluster where Velero is not installed: no `velero.io` API group, no `velero` namespace,
+    /// no Velero controller (for rehearsing what a drill says there).
+    #[serde(default)]
+    pub without_velero: bool,
 }
 
 /// One node (or `count` of them named `<name>-1`..`<name>-<count>`).
@@ -330,7 +334,10 @@ pub fn create_object(state: &SimState, obj: Value) -> Result<(), ApiError> {
 /// Seeds a fresh cluster.
 pub async fn seed(state: &SimState, config: &SimConfig) -> Result<(), ApiError> {
     let now = state.store.clock.stamp();
-    let defaults = ["default", "kube-system", "kube-public", "kube-node-lease", "velero", "cert-manager"];
+    let defaults: Vec<&str> = ["default", "kube-system", "kube-public", "kube-node-lease", "velero", "cert-manager"]
+        .into_iter()
+        .filter(|ns| !(config.without_velero && *ns == "velero"))
+        .collect();
     // A default namespace listed again (a cert-manager scenario naming `cert-manager`) is created once.
     let listed = config.namespaces.iter().filter(|ns| !defaults.contains(&ns.as_str())).cloned();
     for ns in defaults.iter().map(|s| s.to_string()).chain(listed) {

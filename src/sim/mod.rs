@@ -11,7 +11,7 @@ pub mod defaults;
 pub mod eviction;
 pub mod faults;
 pub mod patch;
-pub mod quantity;
+pub use crate::quantity;
 pub mod registry;
 pub mod selector;
 pub mod server;

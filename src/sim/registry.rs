@@ -255,6 +255,12 @@ impl Registry {
         Self { types: RwLock::new(builtins()) }
     }
 
+    /// The same without the types of API group `group` (a cluster where that component is not
+    /// installed).
+    pub fn without_group(group: &str) -> Self {
+        Self { types: RwLock::new(builtins().into_iter().filter(|t| t.group != group).collect()) }
+    }
+
     pub fn all(&self) -> Vec<Arc<ResourceType>> {
         self.types.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

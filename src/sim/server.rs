@@ -46,6 +46,7 @@ impl Default for Timings {
 #[derive(Debug, Default)]
 pub struct Stats {
     evictions: Mutex<BTreeMap<String, u64>>,
+    injected: std::sync::atomic::AtomicU64,
 }
 
 impl Stats {
@@ -55,6 +56,15 @@ impl Stats {
 
     pub fn evictions(&self) -> BTreeMap<String, u64> {
         self.evictions.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn count_injected_error(&self) {
+        self.injected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many requests were answered with an injected error (fault rules).
+    pub fn injected_errors(&self) -> u64 {
+        self.injected.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -115,7 +125,8 @@ impl Sim {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;
         let clock = SimClock::default();
-        let store = Arc::new(Store::new(Arc::new(Registry::new()), clock, opts.history.unwrap_or(10_000)));
+        let registry = if opts.config.without_velero { Registry::without_group("velero.io") } else { Registry::new() };
+        let store = Arc::new(Store::new(Arc::new(registry), clock, opts.history.unwrap_or(10_000)));
         let state = Arc::new(SimState {
             store,
             address: addr.to_string(),
@@ -126,7 +137,7 @@ impl Sim {
             memo: Mutex::new(std::collections::HashMap::new()),
         });
         let shutdown = CancellationToken::new();
-        let mut tasks = super::controllers::spawn_all(state.clone(), shutdown.clone());
+        let mut tasks = super::controllers::spawn_all(state.clone(), shutdown.clone(), !opts.config.without_velero);
         super::config::seed(&state, &opts.config).await.map_err(|e| std::io::Error::other(e.to_string()))?;
         let router = super::api::router(state.clone());
         let stop = shutdown.clone();

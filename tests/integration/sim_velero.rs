@@ -343,7 +343,7 @@ async fn an_unavailable_location_fails_backups_and_restores_validation_with_vele
 }
 
 /// A gzip'd tar as `tar czf` writes it over a directory: `./` paths, directory entries, 0644.
-fn hand_made_tarball(files: &[(&str, Value)]) -> Vec<u8> {
+pub fn hand_made_tarball(files: &[(&str, Value)]) -> Vec<u8> {
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
     let mut dir = tar::Header::new_gnu();
     dir.set_entry_type(tar::EntryType::Directory);

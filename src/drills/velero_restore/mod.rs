@@ -5,7 +5,9 @@
 //!
 //! preflight: connect; Velero installed; choose the backup ([`selection`]) and refuse one older
 //! than the RPO target (`Failed`, before anything is created); its storage location Available
-//! (else `Error`); the scratch namespace free (else `Aborted`). claim: the scratch namespace and
+//! (else `Error`); with `checkStorage`, its files there agree with it ([`storage`], else
+//! `Failed`); room for the restore in the quota and the cluster ([`room`], else `Error`); the
+//! scratch namespace free (else `Aborted`). claim: the scratch namespace and
 //! the Restore. act: create the namespace (labelled, annotated, with a ResourceQuota) and the
 //! Restore. wait: the Restore's terminal phase by watch, then the restored Deployments and
 //! StatefulSets available and PVCs Bound, then the canary. verify: the probes. cleanup: the
@@ -14,9 +16,11 @@
 //! Secrets of the restored namespace are never read: probes count them at most.
 
 pub mod canary;
+pub mod room;
 pub mod scratch;
 pub mod selection;
 pub mod spec;
+pub mod storage;
 pub mod velero;
 
 use std::collections::BTreeMap;
@@ -233,7 +237,24 @@ impl Drill for VeleroRestore {
         ctx.detail("backup", chosen);
         let age = selection::age(chosen, now, p.rpo_target).map_err(refused)?;
         ctx.log(format!("chose Backup {} ({}, started {} ago)", chosen.name, chosen.phase, human(age)));
-        velero::location_available(&client, &p.velero_namespace, &chosen.storage_location).await?;
+        let bsl = velero::location_available(&client, &p.velero_namespace, &chosen.storage_location).await?;
+        if let Some(credentials) = p.check_storage {
+            let checked = storage::check(&client, &bsl, chosen, &p.namespace, credentials).await?;
+            ctx.log(format!(
+                "Backup {}'s files in {} agree with it: {} object(s), {} of them in {}",
+                chosen.name, checked.location, checked.items, checked.items_in_namespace, p.namespace
+            ));
+            ctx.detail("storage", checked);
+        }
+        let room = room::measure(&client, &p.namespace, &p.quota).await?;
+        let refused = room::refusals(&room, &p.quota);
+        ctx.detail("room", &room);
+        if !refused.is_empty() {
+            return Err(DrillError::Error(format!(
+                "no room for the restore, so nothing was restored: {}",
+                refused.join("; ")
+            )));
+        }
         let scratch = p.scratch_namespace.clone().unwrap_or_else(|| scratch::name_for(&p.drill, &ctx.run_id));
         scratch::check_free(&client, &scratch, &ctx.run_id).await?;
         ctx.target("scratchNamespace", scratch.clone());

@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, ResourceQuota};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams};
 use kube::runtime::conditions::is_deleted;
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use serde_json::json;
 
 use crate::clock::Timestamp;
+use crate::cluster::create_labelled;
 use crate::engine::{DrillError, RunContext};
 use crate::measure::human;
 
@@ -80,7 +81,7 @@ pub async fn create(
                             RUN_ANNOTATION: ctx.run_id, EXPIRES: expires.to_string()}}
     }))
     .map_err(|e| DrillError::Error(e.to_string()))?;
-    match Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await {
+    match create_labelled(&Api::<Namespace>::all(client.clone()), &ns, RUN_LABEL, &ctx.run_id).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {
             return Err(DrillError::Aborted(format!(
@@ -95,8 +96,7 @@ pub async fn create(
         "spec": {"hard": quota}
     }))
     .map_err(|e| DrillError::Error(format!("the quota is not a ResourceQuota's `hard`: {e}")))?;
-    Api::<ResourceQuota>::namespaced(client.clone(), name)
-        .create(&PostParams::default(), &rq)
+    create_labelled(&Api::<ResourceQuota>::namespaced(client.clone(), name), &rq, RUN_LABEL, &ctx.run_id)
         .await
         .map_err(api_error(format!("cannot create ResourceQuota {name}/{QUOTA}")))?;
     Ok(())

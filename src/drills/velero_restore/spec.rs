@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::selection::{Choice, Selection};
+use super::storage::Credentials;
 use crate::probes;
 use crate::spec::raw::DurationText;
 use crate::spec::{Loc, Validator};
@@ -59,11 +60,28 @@ pub struct Spec {
     /// How long cleanup waits for the scratch namespace to be gone (`2m` by default).
     #[serde(default)]
     pub delete_timeout: Option<Loc<DurationText>>,
+    /// Before restoring, read the backup's files where its BackupStorageLocation points and check
+    /// them: `velero-backup.json` and the tarball exist, the metadata agrees with the Backup
+    /// object, and the tarball holds objects of `namespace`. Off when unset.
+    #[serde(default)]
+    pub check_storage: Option<Loc<CheckStorageSpec>>,
     /// Checks of the restored application, run after its workloads are available. `kubernetes`
     /// probes look in the scratch namespace; `$(SCRATCH_NAMESPACE)` in a URL or address is
     /// replaced by its name.
     #[serde(default)]
     pub probes: Vec<Loc<probes::Spec>>,
+}
+
+/// How to read the backup's files (`checkStorage: {}` for the defaults).
+#[derive(Deserialize, JsonSchema, Debug)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "VeleroCheckStorage")]
+pub struct CheckStorageSpec {
+    /// `location` (default): the credentials file in the Secret the BackupStorageLocation names
+    /// (firedrill needs `get` on it), else the environment; `environment`: only firedrill's own
+    /// `AWS_*` environment or workload identity, never the Secret.
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
 }
 
 /// The validated parameters of a `velero-restore` drill.
@@ -80,6 +98,10 @@ pub struct Params {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scratch_namespace: Option<String>,
     pub quota: BTreeMap<String, String>,
+    /// Check the backup's files in object storage before restoring, reading them with these
+    /// credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_storage: Option<Credentials>,
     /// The drill's RPO target: a backup older than this fails the drill before anything is restored.
     #[serde(skip_serializing_if = "Option::is_none", with = "crate::measure::opt_ms")]
     pub rpo_target: Option<Duration>,
@@ -186,6 +208,7 @@ pub fn validate(
         allow_partially_failed: s.allow_partially_failed,
         scratch_namespace,
         quota: quota?,
+        check_storage: s.check_storage.as_ref().map(|c| c.value.credentials.unwrap_or_default()),
         rpo_target,
         restore_timeout: duration_or(v, &s.restore_timeout, "restoreTimeout", Duration::from_secs(1800)),
         ready_timeout: duration_or(v, &s.ready_timeout, "readyTimeout", Duration::from_secs(600)),

@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
+use super::scratch::RUN_LABEL;
 use super::selection::Backup;
 use crate::engine::{DrillError, RunContext};
 use crate::measure::human;
@@ -53,9 +54,9 @@ pub async fn backups(client: &Client, ns: &str) -> Result<Vec<Backup>, DrillErro
     Ok(list.items.iter().map(|o| Backup::from_object(&json_of(o))).collect())
 }
 
-/// Checks the storage location `name` exists and is `Available`: Velero refuses a restore from
-/// an unavailable one ("The BSL ... is unavailable, cannot retrieve the backup").
-pub async fn location_available(client: &Client, ns: &str, name: &str) -> Result<(), DrillError> {
+/// Checks that the storage location `name` exists and is `Available` (Velero refuses a restore
+/// from an unavailable one: "The BSL ... is unavailable, cannot retrieve the backup"); returns it.
+pub async fn location_available(client: &Client, ns: &str, name: &str) -> Result<Value, DrillError> {
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), ns, &resource("BackupStorageLocation", "backupstoragelocations"));
     let bsl = api.get_opt(name).await.map_err(failed(format!("cannot read BackupStorageLocation {ns}/{name}")))?;
@@ -65,7 +66,7 @@ pub async fn location_available(client: &Client, ns: &str, name: &str) -> Result
         )));
     };
     match bsl["status"]["phase"].as_str() {
-        Some("Available") => Ok(()),
+        Some("Available") => Ok(bsl),
         phase => Err(DrillError::Error(format!(
             "BackupStorageLocation {ns}/{name} is {}{}: Velero cannot read the backup from it; fix the location (bucket, credentials) first",
             phase.unwrap_or("not validated yet"),
@@ -93,8 +94,9 @@ pub async fn create_restore(client: &Client, r: &RestoreRequest<'_>) -> Result<(
                  "namespaceMapping": {r.source: r.scratch}, "restorePVs": true}
     });
     let obj: DynamicObject = serde_json::from_value(manifest).map_err(|e| DrillError::Error(e.to_string()))?;
-    restores(client, r.velero_namespace)
-        .create(&PostParams::default(), &obj)
+    // After a 500, a Restore of the same name carrying this run's label is this run's.
+    let run = r.labels.get(RUN_LABEL).map(String::as_str).unwrap_or_default();
+    crate::cluster::create_labelled(&restores(client, r.velero_namespace), &obj, RUN_LABEL, run)
         .await
         .map_err(failed(format!("cannot create Velero Restore {}/{}", r.velero_namespace, r.name)))?;
     Ok(())

@@ -63,6 +63,7 @@ async fn dispatch(
 ) -> Response {
     let q = query(&uri);
     if let Some(injected) = state.faults.before(&method, uri.path(), &q).await {
+        state.stats.count_injected_error();
         return error(&injected);
     }
     let registry = state.store.registry.clone();

@@ -66,8 +66,8 @@ pub struct Controller {
     pub follows_clock: bool,
 }
 
-/// Starts every controller.
-pub fn spawn_all(state: Arc<SimState>, shutdown: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+/// Starts every controller (Velero's only when it is installed).
+pub fn spawn_all(state: Arc<SimState>, shutdown: CancellationToken, velero: bool) -> Vec<tokio::task::JoinHandle<()>> {
     let controllers = vec![
         namespace::controller(),
         crds::controller(),
@@ -82,10 +82,10 @@ pub fn spawn_all(state: Arc<SimState>, shutdown: CancellationToken) -> Vec<tokio
         kubelet::controller(),
         nodes::lifecycle(),
         nodes::volumes(),
-        super::velero::controller(),
     ];
     controllers
         .into_iter()
+        .chain(velero.then(super::velero::controller))
         .chain(super::certmanager::controllers())
         .map(|c| tokio::spawn(run(state.clone(), c, shutdown.clone())))
         .collect()

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::collect::{Collection, collect};
 use super::filter::{Labels, both_selectors, validate as validate_lists};
 use super::format::{self, FORMAT_VERSION, Layout, Results};
-use super::location::{self, LocationError};
+use super::location::LocationError;
 use super::{
     BACKUPS, LOCATIONS, STORAGE_LOCATION_LABEL, bsl, duration, get, io, label_value, recalled, remember, strings,
 };
@@ -232,7 +232,7 @@ fn upload(
     collection: &Collection,
     now: DateTime<Utc>,
 ) -> Result<(), LocationError> {
-    let opener = location::opener(state, bsl)?;
+    let opener = super::opener(state, bsl)?;
     let name = finished["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let tarball = format::write_tarball_at(&collection.items, now)?;
     let results = format::results(&collection.errors, &Results::default());

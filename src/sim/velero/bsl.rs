@@ -122,7 +122,7 @@ fn fingerprint(state: &SimState, bsl: &Value) -> String {
 
 /// Opens the location and checks it as Velero's `IsValid` does; the error is the message.
 pub fn validate(state: &SimState, bsl: &Value) -> Result<(), String> {
-    let opener = location::opener(state, bsl).map_err(|e| e.to_string())?;
+    let opener = super::opener(state, bsl).map_err(|e| e.to_string())?;
     let opened = &opener;
     io::run(VALIDATION_LIMIT, async move {
         let loc = opened.open(Profile::Records)?;

@@ -21,14 +21,22 @@ pub mod collect;
 pub mod crontab;
 pub mod duration;
 pub mod filter;
-pub mod format;
 pub mod io;
 pub mod items;
-pub mod location;
 pub mod restore;
 pub mod restorer;
 pub mod schedule;
 pub mod sync;
+
+pub use crate::velero::{format, location};
+
+/// The opener of a BackupStorageLocation, with its credentials Secret read from the simulator.
+pub fn opener(state: &SimState, bsl: &Value) -> Result<location::Opener, location::LocationError> {
+    let secret = location::credential(bsl).and_then(|r| {
+        state.store.get(&crate::sim::controllers::pods::rtype(state, "", "secrets"), &r.namespace, &r.name).ok()
+    });
+    location::opener(bsl, secret.as_deref())
+}
 
 use std::time::Duration;
 

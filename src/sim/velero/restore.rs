@@ -226,7 +226,7 @@ fn execute(state: &SimState, restore: &Value) -> Result<(), ApiError> {
         .and_then(|b| {
             get(state, LOCATIONS, ns, b["spec"]["storageLocation"].as_str().unwrap_or_default()).map_err(|e| e.message)
         })
-        .and_then(|bsl| location::opener(state, &bsl).map_err(|e| e.to_string()));
+        .and_then(|bsl| super::opener(state, &bsl).map_err(|e| e.to_string()));
     let opener = match source {
         Ok(o) => o,
         Err(reason) => return fail(state, ns, name, reason),

@@ -13,7 +13,7 @@ use object_store::ObjectStoreExt;
 use serde_json::{Value, json};
 
 use super::format::{self, Layout};
-use super::location::{self, LocationError};
+use super::location::LocationError;
 use super::{BACKUPS, STORAGE_LOCATION_LABEL, all, io, label_value};
 use crate::sim::controllers::pods::rtype;
 use crate::sim::server::SimState;
@@ -29,7 +29,7 @@ pub fn run(state: &SimState, bsl: &Value) -> Result<(), LocationError> {
     let location_name = bsl["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let in_cluster: BTreeSet<String> =
         all(state, BACKUPS, &ns).iter().filter_map(|b| b["metadata"]["name"].as_str().map(str::to_string)).collect();
-    let opener = location::opener(state, bsl)?;
+    let opener = super::opener(state, bsl)?;
     let known = in_cluster.clone();
     let (stored, missing) = io::run(SYNC_LIMIT, async move {
         let loc = opener.open(Profile::Records)?;

@@ -1,6 +1,7 @@
 //! Resource quantities as the scheduler counts them (`100m` CPU, `128Mi` memory), and what each
-//! node has bound to it: the store keeps that tally up to date on every pod write, so that
-//! scheduling one pod does not read every pod.
+//! node has bound to it: the simulator's store keeps that tally up to date on every pod write, so
+//! that scheduling one pod does not read every pod, and the velero-restore drill sums it to see
+//! whether the cluster has room for a scratch namespace's quota.
 
 use serde_json::Value;
 

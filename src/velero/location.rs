@@ -22,8 +22,6 @@ use object_store::ObjectStore;
 use object_store::path::Path as Key;
 use serde_json::Value;
 
-use crate::sim::controllers::pods::rtype;
-use crate::sim::server::SimState;
 use crate::store::{self, Location, Profile, StoreError};
 
 /// The simulator-only provider whose bucket is a local directory.
@@ -134,8 +132,28 @@ impl Opener {
     }
 }
 
-/// The opener of a BackupStorageLocation object; its credentials Secret is read now.
-pub fn opener(state: &SimState, bsl: &Value) -> Result<Opener, LocationError> {
+/// The Secret holding a location's credentials file, when it names one (`spec.credential`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRef {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+}
+
+/// The Secret `opener` needs for `bsl`, if any.
+pub fn credential(bsl: &Value) -> Option<CredentialRef> {
+    let name = bsl["spec"]["credential"]["name"].as_str().filter(|n| !n.is_empty())?;
+    Some(CredentialRef {
+        namespace: bsl["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+        name: name.to_string(),
+        key: bsl["spec"]["credential"]["key"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+/// The opener of a BackupStorageLocation object. `secret` is the Secret [`credential`] names
+/// (as JSON), or `None` when the location names none or it does not exist; without a
+/// `credential` the `AWS_*` environment is used.
+pub fn opener(bsl: &Value, secret: Option<&Value>) -> Result<Opener, LocationError> {
     let spec = &bsl["spec"];
     let provider = spec["provider"].as_str().unwrap_or_default();
     let raw_bucket = spec["objectStorage"]["bucket"].as_str().unwrap_or_default();
@@ -165,12 +183,10 @@ pub fn opener(state: &SimState, bsl: &Value) -> Result<Opener, LocationError> {
                 .as_object()
                 .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
                 .unwrap_or_default();
-            let credentials = match spec["credential"]["name"].as_str().filter(|n| !n.is_empty()) {
+            let credentials = match credential(bsl) {
                 None => None,
-                Some(secret) => {
-                    let key = spec["credential"]["key"].as_str().unwrap_or_default();
-                    let ns = bsl["metadata"]["namespace"].as_str().unwrap_or_default();
-                    let file = secret_value(state, ns, secret, key).map_err(LocationError::Credentials)?;
+                Some(r) => {
+                    let file = secret_value(secret, &r.name, &r.key).map_err(LocationError::Credentials)?;
                     let profile = config.get("profile").map(String::as_str).unwrap_or("default");
                     Some(parse_aws_credentials(&file, profile).map_err(LocationError::Credentials)?)
                 }
@@ -191,10 +207,9 @@ pub fn opener(state: &SimState, bsl: &Value) -> Result<Opener, LocationError> {
     }
 }
 
-/// The value under `key` of Secret `ns/name`, from `data` (base64) or `stringData`.
-fn secret_value(state: &SimState, ns: &str, name: &str, key: &str) -> Result<String, String> {
-    let secret =
-        state.store.get(&rtype(state, "", "secrets"), ns, name).map_err(|_| format!("secrets {name:?} not found"))?;
+/// The value under `key` of Secret `name` (as JSON), from `data` (base64) or `stringData`.
+fn secret_value(secret: Option<&Value>, name: &str, key: &str) -> Result<String, String> {
+    let secret = secret.ok_or_else(|| format!("secrets {name:?} not found"))?;
     if let Some(encoded) = secret["data"][key].as_str() {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
