@@ -81,6 +81,10 @@ pub(super) fn validate(v: &mut Validator, spec: &Loc<KubernetesSpec>) -> Option<
             );
             return None;
         }
+        (Some(c), _) if api_version == "v1" && kind == "Secret" => {
+            v.error(c.at(), "a Secret has no conditions (and firedrill never reads one): remove `condition`");
+            return None;
+        }
         (Some(c), s) => {
             let status = match s {
                 Some(s) if !matches!(s.value.as_str(), "True" | "False" | "Unknown") => {
@@ -224,6 +228,9 @@ mod tests {
             true,
         );
         assert!(errors.unwrap_err()[0].contains("not `yes`"));
+        let errors =
+            crate::probes::validated("name: n\nkubernetes: {kind: Secret, name: db, condition: Ready}\n", true);
+        assert!(errors.unwrap_err()[0].contains("a Secret has no conditions (and firedrill never reads one)"));
     }
 
     #[test]

@@ -263,10 +263,13 @@ pub fn validate_in(v: &mut Validator, spec: &Loc<Spec>, own_namespace: bool) -> 
     } else if let Some(p) = &s.prometheus {
         prometheus::validate(v, p)
     } else if !own_namespace {
-        let (at, kind, what) = match (&s.kubernetes, &s.job) {
-            (Some(k), _) => (k.at(), "kubernetes", "checks the namespace a drill restores into"),
-            (None, Some(j)) => (j.at(), "job", "runs in the namespace a drill restores into"),
-            (None, None) => (spec.at(), "probe", "needs a namespace"),
+        let (at, kind, what) = match &s.job {
+            Some(j) => (j.at(), "job", "runs in the namespace a drill restores into"),
+            None => (
+                s.kubernetes.as_ref().map_or(spec.at(), Loc::at),
+                "kubernetes",
+                "checks the namespace a drill restores into",
+            ),
         };
         v.error(at, format!("a {kind} probe {what}, and this drill has none: use `http`, `tcp` or `prometheus`"));
         None
