@@ -1,16 +1,22 @@
-//! Probes: small checks that a service still answers (an HTTP(S) GET, a TCP connect) or that
-//! Kubernetes objects are there (an object exists, a namespace holds as many objects of a kind
-//! as another), run once, continuously while a drill disturbs the cluster, or as verification
-//! after a recovery ([`verify`]).
+//! Probes: small checks that a service still answers (an HTTP(S) GET, a TCP connect, a
+//! Prometheus query within a threshold: [`prometheus`]) or that Kubernetes objects are there
+//! (an object exists or reports a condition, a namespace holds as many objects of a kind as
+//! another: [`kubernetes`]; a command in a Job succeeds: [`job`]), run once, continuously while
+//! a drill disturbs the cluster, or as verification after a recovery ([`verify`]).
 //!
 //! A drill that verifies a namespace it created (velero-restore's scratch namespace) may use
-//! `$(SCRATCH_NAMESPACE)` in HTTP URLs and TCP addresses; [`Probe::in_namespace`] fills it in.
-//! (`${...}` is taken: it names environment variables when the file is loaded.)
+//! `$(SCRATCH_NAMESPACE)` in HTTP and Prometheus URLs, Prometheus queries, TCP addresses and
+//! job commands; [`Probe::in_namespace`] fills it in. (`${...}` is taken: it names environment
+//! variables when the file is loaded.) `kubernetes` and `job` probes need that namespace.
 //!
 //! This module owns the `probes` entries of drill files, their validation, one check (with
 //! timeout and retries) and a [`Monitor`] that repeats the checks in the background and tallies
 //! them. It records nothing itself and never returns a header value or URL credentials in
 //! anything it reports: callers put its tallies into records.
+
+pub mod job;
+pub mod kubernetes;
+pub mod prometheus;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +29,9 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, Timestamp};
 use crate::spec::raw::{DurationText, EnvText};
 use crate::spec::{Loc, Validator};
+pub use job::JobSpec;
+pub use kubernetes::{Condition, KubernetesSpec};
+pub use prometheus::{Bound, PrometheusSpec};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -31,7 +40,7 @@ const DEFAULT_RETRIES: u32 = 1;
 /// The placeholder for the namespace a drill verifies, in URLs and addresses.
 pub const NAMESPACE_PLACEHOLDER: &str = "$(SCRATCH_NAMESPACE)";
 
-/// One probe: exactly one of `http`, `tcp` and `kubernetes`.
+/// One probe: exactly one of `http`, `tcp`, `prometheus`, `kubernetes` and `job`.
 #[derive(Deserialize, JsonSchema, Debug)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(rename = "Probe")]
@@ -46,7 +55,14 @@ pub struct Spec {
     /// a namespace: velero-restore).
     #[serde(default)]
     pub kubernetes: Option<Loc<KubernetesSpec>>,
-    /// How long one attempt may take (default `2s`).
+    /// A PromQL instant query whose value must lie within a threshold.
+    #[serde(default)]
+    pub prometheus: Option<Loc<PrometheusSpec>>,
+    /// A command in a short-lived Job in the namespace the drill verifies, which must exit 0
+    /// (only for drills that restore into a namespace: velero-restore).
+    #[serde(default)]
+    pub job: Option<Loc<JobSpec>>,
+    /// How long one attempt may take (default `2s`; `4m` for a `job` probe).
     #[serde(default)]
     pub timeout: Option<Loc<DurationText>>,
     /// How often the probe runs while it is monitoring (default `1s`).
@@ -85,30 +101,9 @@ pub struct TcpSpec {
     pub address: Loc<EnvText>,
 }
 
-/// Objects of one kind in the namespace a drill verifies: exactly one of `name` and
-/// `sameCountAsSource`.
-#[derive(Deserialize, JsonSchema, Debug)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[schemars(rename = "KubernetesProbe")]
-pub struct KubernetesSpec {
-    /// `v1` (default) or `group/version`, e.g. `apps/v1`.
-    #[serde(default)]
-    pub api_version: Option<Loc<String>>,
-    /// The kind, e.g. `Deployment`, `ConfigMap`, `PersistentVolumeClaim`.
-    pub kind: Loc<String>,
-    /// This object must exist.
-    #[serde(default)]
-    pub name: Option<Loc<String>>,
-    /// The namespace must hold as many objects of the kind (not counting firedrill's own, labelled
-    /// `app.kubernetes.io/managed-by: firedrill`) as the source namespace (the one a
-    /// backup was taken of). Only counts are compared and recorded, never contents.
-    #[serde(default)]
-    pub same_count_as_source: bool,
-}
-
 /// What a probe checks, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Check {
     Http {
         /// The URL without any `user:password@`.
@@ -132,7 +127,33 @@ pub enum Check {
         kind: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", flatten)]
+        condition: Option<Condition>,
         same_count_as_source: bool,
+    },
+    Job {
+        image: String,
+        /// The drill file's own text.
+        command: Vec<String>,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        pod_annotations: BTreeMap<String, String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        service_account_name: Option<String>,
+    },
+    Prometheus {
+        /// The base URL without any `user:password@`.
+        url: String,
+        #[serde(skip)]
+        full_url: String,
+        query: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        at_least: Option<Bound>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        at_most: Option<Bound>,
+        /// Header names only: the values may be secrets.
+        header_names: Vec<String>,
+        #[serde(skip)]
+        headers: Vec<(String, String)>,
     },
 }
 
@@ -158,15 +179,23 @@ fn redact(url: &url::Url) -> String {
 }
 
 impl Probe {
-    /// The probe with [`NAMESPACE_PLACEHOLDER`] replaced by `namespace` in its URL or address.
+    /// The probe with [`NAMESPACE_PLACEHOLDER`] replaced by `namespace` in its URL, address,
+    /// query or command.
     pub fn in_namespace(&self, namespace: &str) -> Probe {
+        let fill = |text: &mut String| *text = text.replace(NAMESPACE_PLACEHOLDER, namespace);
         let mut p = self.clone();
         match &mut p.check {
             Check::Http { url, full_url, .. } => {
-                *url = url.replace(NAMESPACE_PLACEHOLDER, namespace);
-                *full_url = full_url.replace(NAMESPACE_PLACEHOLDER, namespace);
+                fill(url);
+                fill(full_url);
             }
-            Check::Tcp { address } => *address = address.replace(NAMESPACE_PLACEHOLDER, namespace),
+            Check::Prometheus { url, full_url, query, .. } => {
+                fill(url);
+                fill(full_url);
+                fill(query);
+            }
+            Check::Tcp { address } => fill(address),
+            Check::Job { command, .. } => command.iter_mut().for_each(fill),
             Check::Kubernetes { .. } => {}
         }
         p
@@ -179,88 +208,78 @@ pub fn validate(v: &mut Validator, spec: &Loc<Spec>) -> Option<Probe> {
     validate_in(v, spec, false)
 }
 
-fn kubernetes(v: &mut Validator, spec: &Loc<KubernetesSpec>) -> Option<Check> {
-    let k = &spec.value;
-    let api_version = match &k.api_version {
-        Some(a) => v.non_empty(a, "kubernetes.apiVersion")?,
-        None => "v1".to_string(),
-    };
-    let kind = v.non_empty(&k.kind, "kubernetes.kind")?;
-    let name = match &k.name {
-        Some(n) => Some(v.non_empty(n, "kubernetes.name")?),
-        None => None,
-    };
-    if name.is_some() == k.same_count_as_source {
-        v.error(
-            spec.at(),
-            "a kubernetes probe checks exactly one thing: `name` (that object exists) or `sameCountAsSource: true`",
-        );
+/// An `http://` or `https://` URL, which may hold [`NAMESPACE_PLACEHOLDER`]: the URL as
+/// shown (without credentials) and as requested.
+fn http_url(v: &mut Validator, text: &Loc<EnvText>, what: &str, example: &str) -> Option<(String, String)> {
+    let full = v.expand(text)?;
+    // The placeholder is no host name: check (and show) the URL with a stand-in for it.
+    const STAND_IN: &str = "firedrill-scratch-namespace-stand-in";
+    let sample = full.replace(NAMESPACE_PLACEHOLDER, STAND_IN);
+    let parsed = url::Url::parse(&sample).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+    let Some(parsed) = parsed else {
+        v.error(text.at(), format!("{what} is an http:// or https:// URL, e.g. `{example}`"));
         return None;
-    }
-    Some(Check::Kubernetes { api_version, kind, name, same_count_as_source: k.same_count_as_source })
+    };
+    Some((redact(&parsed).replace(STAND_IN, NAMESPACE_PLACEHOLDER), full))
 }
 
-/// Validates one `probes` entry; `kubernetes` says whether the drill verifies a namespace of
-/// its own, where `kubernetes` probes look and `$(SCRATCH_NAMESPACE)` points.
-pub fn validate_in(v: &mut Validator, spec: &Loc<Spec>, kubernetes_allowed: bool) -> Option<Probe> {
+/// Header names and values with the environment filled in; errors point at the probe's block.
+fn header_values<T>(
+    v: &mut Validator,
+    block: &Loc<T>,
+    headers: &BTreeMap<String, EnvText>,
+) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (k, val) in headers {
+        let at = Loc { value: val.clone(), line: block.line, column: block.column };
+        out.push((k.clone(), v.expand(&at)?));
+    }
+    Some(out)
+}
+
+/// Validates one `probes` entry; `own_namespace` says whether the drill verifies a namespace of
+/// its own, where `kubernetes` probes look, `job` probes run and `$(SCRATCH_NAMESPACE)` points.
+pub fn validate_in(v: &mut Validator, spec: &Loc<Spec>, own_namespace: bool) -> Option<Probe> {
     let s = &spec.value;
     let name = v.non_empty(&s.name, "a probe's name");
-    let check = match (&s.http, &s.tcp, &s.kubernetes) {
-        (None, None, Some(k)) if kubernetes_allowed => kubernetes(v, k),
-        (None, None, Some(k)) => {
-            v.error(
-                k.at(),
-                "a kubernetes probe checks the namespace a drill restores into, and this drill has none: use `http` or `tcp`",
-            );
-            None
+    let given = [s.http.is_some(), s.tcp.is_some(), s.prometheus.is_some(), s.kubernetes.is_some(), s.job.is_some()];
+    let check = if given.iter().filter(|g| **g).count() != 1 {
+        let kinds = if own_namespace {
+            "`http` (a GET), `tcp` (a connect), `prometheus` (a query), `kubernetes` (objects) and `job` (a command)"
+        } else {
+            "`http` (a GET), `tcp` (a connect) and `prometheus` (a query)"
+        };
+        v.error(spec.at(), format!("a probe is exactly one of {kinds}"));
+        None
+    } else if let Some(h) = &s.http {
+        http(v, h)
+    } else if let Some(t) = &s.tcp {
+        let address = v.expand(&t.value.address)?;
+        if address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            v.error(t.value.address.at(), format!("`{address}` is not `host:port`"));
+            return None;
         }
-        (Some(h), None, None) => {
-            let text = v.expand(&h.value.url)?;
-            // The placeholder is no host name: check (and show) the URL with a stand-in for it.
-            const STAND_IN: &str = "firedrill-scratch-namespace-stand-in";
-            let sample = text.replace(NAMESPACE_PLACEHOLDER, STAND_IN);
-            let parsed = url::Url::parse(&sample).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
-            let Some(parsed) = parsed else {
-                v.error(
-                    h.value.url.at(),
-                    "a probe's url is an http:// or https:// URL, e.g. `https://shop.example/healthz`",
-                );
-                return None;
-            };
-            let mut headers = Vec::new();
-            for (k, val) in &h.value.headers {
-                let at = Loc { value: val.clone(), line: h.line, column: h.column };
-                headers.push((k.clone(), v.expand(&at)?));
-            }
-            let shown = redact(&parsed).replace(STAND_IN, NAMESPACE_PLACEHOLDER);
-            Some(Check::Http {
-                url: shown,
-                full_url: text,
-                expect_status: h.value.expect_status,
-                body_contains: h.value.body_contains.clone(),
-                header_names: headers.iter().map(|(k, _)| k.clone()).collect(),
-                headers,
-            })
-        }
-        (None, Some(t), None) => {
-            let address = v.expand(&t.value.address)?;
-            if address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-                v.error(t.value.address.at(), format!("`{address}` is not `host:port`"));
-                return None;
-            }
-            Some(Check::Tcp { address })
-        }
-        _ => {
-            let kinds = if kubernetes_allowed {
-                "`http` (a GET), `tcp` (a connect) and `kubernetes` (objects)"
-            } else {
-                "`http` (a GET) and `tcp` (a connect)"
-            };
-            v.error(spec.at(), format!("a probe is exactly one of {kinds}"));
-            None
-        }
+        Some(Check::Tcp { address })
+    } else if let Some(p) = &s.prometheus {
+        prometheus::validate(v, p)
+    } else if !own_namespace {
+        let (at, kind, what) = match &s.job {
+            Some(j) => (j.at(), "job", "runs in the namespace a drill restores into"),
+            None => (
+                s.kubernetes.as_ref().map_or(spec.at(), Loc::at),
+                "kubernetes",
+                "checks the namespace a drill restores into",
+            ),
+        };
+        v.error(at, format!("a {kind} probe {what}, and this drill has none: use `http`, `tcp` or `prometheus`"));
+        None
+    } else if let Some(k) = &s.kubernetes {
+        kubernetes::validate(v, k)
+    } else {
+        s.job.as_ref().and_then(|j| job::validate(v, j))
     };
-    let timeout = s.timeout.as_ref().map_or(Some(DEFAULT_TIMEOUT), |t| v.duration(t, "a probe's timeout"));
+    let default_timeout = if s.job.is_some() { job::DEFAULT_TIMEOUT } else { DEFAULT_TIMEOUT };
+    let timeout = s.timeout.as_ref().map_or(Some(default_timeout), |t| v.duration(t, "a probe's timeout"));
     let interval = s.interval.as_ref().map_or(Some(DEFAULT_INTERVAL), |t| v.duration(t, "a probe's interval"));
     Some(Probe {
         name: name?,
@@ -268,6 +287,20 @@ pub fn validate_in(v: &mut Validator, spec: &Loc<Spec>, kubernetes_allowed: bool
         timeout: timeout?,
         interval: interval?,
         retries: s.retries.unwrap_or(DEFAULT_RETRIES),
+    })
+}
+
+fn http(v: &mut Validator, h: &Loc<HttpSpec>) -> Option<Check> {
+    let url = http_url(v, &h.value.url, "a probe's url", "https://shop.example/healthz");
+    let headers = header_values(v, h, &h.value.headers)?;
+    let (url, full_url) = url?;
+    Some(Check::Http {
+        url,
+        full_url,
+        expect_status: h.value.expect_status,
+        body_contains: h.value.body_contains.clone(),
+        header_names: headers.iter().map(|(k, _)| k.clone()).collect(),
+        headers,
     })
 }
 
@@ -289,12 +322,32 @@ pub enum ProbeError {
     /// The object a kubernetes probe names does not exist.
     #[error("{0} does not exist")]
     Missing(String),
+    /// A named object lacks a condition, or the condition has another status.
+    #[error("{object}{}", condition_text(.condition, .expected, .got.as_deref()))]
+    Condition { object: String, condition: String, expected: String, got: Option<String> },
+    /// A job probe's command exited with a code other than 0.
+    #[error("the command exited with code {code} ({job})")]
+    Exit { job: String, code: i32 },
+    /// A Prometheus query's value outside its threshold.
+    #[error("the query returned {value}, expected {expected}")]
+    Threshold { value: String, expected: String },
+    /// Prometheus answered with an error, or with no single value to compare.
+    #[error("Prometheus: {0}")]
+    Prometheus(String),
     /// A namespace holds another number of objects than the source.
     #[error("{kind}: {got} in {namespace}, {expected} in the source namespace {source_namespace}")]
     Count { kind: String, namespace: String, got: usize, source_namespace: String, expected: usize },
-    /// A kubernetes probe without a namespace to look in, or an API error.
+    /// A kubernetes or job probe without a namespace, a Job that failed without an exit code,
+    /// or an API error.
     #[error("{0}")]
     Kubernetes(String),
+}
+
+fn condition_text(condition: &str, expected: &str, got: Option<&str>) -> String {
+    match got {
+        Some(got) => format!(": condition {condition} is {got}, expected {expected}"),
+        None => format!(" has no condition {condition} (expected {expected})"),
+    }
 }
 
 /// Where `kubernetes` probes look: the namespace verified, and the source it is compared with.
@@ -355,51 +408,34 @@ pub async fn verify(probe: &Probe, http: &reqwest::Client, ns: Option<&Namespace
     }
 }
 
-/// How many objects of a kind a namespace holds, or whether one named object exists.
-async fn kubernetes_attempt(
-    ns: &Namespaces,
-    api_version: &str,
-    kind: &str,
-    name: Option<&str>,
-) -> Result<(), ProbeError> {
-    use kube::api::{Api, DynamicObject, ListParams};
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
-    let (resource, _) = kube::discovery::pinned_kind(&ns.client, &gvk)
-        .await
-        .map_err(|e| ProbeError::Kubernetes(format!("the cluster does not serve {api_version} {kind}: {e}")))?;
-    let api = |n: &str| Api::<DynamicObject>::namespaced_with(ns.client.clone(), n, &resource);
-    let api_error = |e: kube::Error| ProbeError::Kubernetes(format!("cannot read {kind}: {e}"));
-    if let Some(name) = name {
-        return match api(&ns.namespace).get_metadata_opt(name).await.map_err(api_error)? {
-            Some(_) => Ok(()),
-            None => Err(ProbeError::Missing(format!("{kind} {}/{name}", ns.namespace))),
-        };
-    }
-    // firedrill's own objects (the canary, the scratch namespace's quota) are not the application's:
-    // the canary is rewritten in the source after every backup, so counting it would never match.
-    let lp = ListParams::default().labels("app.kubernetes.io/managed-by!=firedrill");
-    let got = api(&ns.namespace).list_metadata(&lp).await.map_err(api_error)?.items.len();
-    let expected = api(&ns.source).list_metadata(&lp).await.map_err(api_error)?.items.len();
-    if got == expected {
-        Ok(())
-    } else {
-        Err(ProbeError::Count {
-            kind: kind.to_string(),
-            namespace: ns.namespace.clone(),
-            got,
-            source_namespace: ns.source.clone(),
-            expected,
-        })
-    }
+/// reqwest's error text can include the URL (and its credentials): only its kind is reported.
+fn request_error(e: reqwest::Error) -> ProbeError {
+    ProbeError::Unreachable(if e.is_connect() { "connection failed".into() } else { "request failed".into() })
 }
 
 async fn attempt(probe: &Probe, http: &reqwest::Client, ns: Option<&Namespaces>) -> Result<(), ProbeError> {
     match &probe.check {
-        Check::Kubernetes { api_version, kind, name, .. } => match ns {
-            Some(ns) => kubernetes_attempt(ns, api_version, kind, name.as_deref()).await,
+        Check::Kubernetes { api_version, kind, name, condition, .. } => match ns {
+            Some(ns) => kubernetes::attempt(ns, api_version, kind, name.as_deref(), condition.as_ref()).await,
             None => Err(ProbeError::Kubernetes("a kubernetes probe needs a namespace to look in".into())),
         },
+        Check::Job { image, command, pod_annotations, service_account_name } => match ns {
+            Some(ns) => {
+                let run = job::Run {
+                    probe: &probe.name,
+                    image,
+                    command,
+                    pod_annotations,
+                    service_account_name: service_account_name.as_deref(),
+                    timeout: probe.timeout,
+                };
+                job::attempt(ns, &run).await
+            }
+            None => Err(ProbeError::Kubernetes("a job probe needs a namespace to run in".into())),
+        },
+        Check::Prometheus { full_url, query, headers, at_least, at_most, .. } => {
+            prometheus::attempt(http, full_url, query, headers, *at_least, *at_most).await
+        }
         Check::Tcp { address } => {
             tokio::net::TcpStream::connect(address).await.map_err(|e| ProbeError::Unreachable(e.to_string()))?;
             Ok(())
@@ -409,15 +445,7 @@ async fn attempt(probe: &Probe, http: &reqwest::Client, ns: Option<&Namespaces>)
             for (k, v) in headers {
                 req = req.header(k, v);
             }
-            // reqwest's error text can include the URL: only its kind is reported.
-            let unreachable = |e: reqwest::Error| {
-                ProbeError::Unreachable(if e.is_connect() {
-                    "connection failed".into()
-                } else {
-                    "request failed".into()
-                })
-            };
-            let resp = req.send().await.map_err(unreachable)?;
+            let resp = req.send().await.map_err(request_error)?;
             let got = resp.status().as_u16();
             let ok = match expect_status {
                 Some(want) => got == *want,
@@ -428,7 +456,7 @@ async fn attempt(probe: &Probe, http: &reqwest::Client, ns: Option<&Namespaces>)
                 return Err(ProbeError::Status { got, expected });
             }
             if let Some(want) = body_contains {
-                let body = resp.text().await.map_err(unreachable)?;
+                let body = resp.text().await.map_err(request_error)?;
                 if !body.contains(want.as_str()) {
                     return Err(ProbeError::Body(want.clone()));
                 }
@@ -542,6 +570,18 @@ impl Monitor {
 impl Drop for Monitor {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// Validates one probe written as YAML, for tests: the probe, or the errors as
+/// `line:column: message`.
+#[cfg(test)]
+fn validated(yaml: &str, own_namespace: bool) -> Result<Probe, Vec<String>> {
+    let spec: Loc<Spec> = serde_saphyr::from_str(yaml).expect("a probe");
+    let mut v = Validator::new(std::path::Path::new("p.yaml"));
+    match validate_in(&mut v, &spec, own_namespace) {
+        Some(p) if v.is_clean() => Ok(p),
+        _ => Err(v.into_errors().iter().map(|e| format!("{}:{}: {}", e.line, e.column, e.message)).collect()),
     }
 }
 

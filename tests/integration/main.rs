@@ -10,6 +10,7 @@ mod gameday;
 mod ledger;
 mod node_drain;
 mod pdb_check;
+mod probes;
 mod sim_certmanager;
 mod sim_cli;
 mod sim_fidelity;

@@ -206,6 +206,60 @@ impl Drop for S3 {
     }
 }
 
+/// A real Prometheus (Debian's package) on a free loopback port, scraping itself every second,
+/// with its storage and log in a temporary directory. Killed when dropped.
+pub struct Prometheus {
+    child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    pub async fn start() -> Self {
+        let bin = need("prometheus");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: self\n    static_configs: [{{targets: [\"127.0.0.1:{port}\"]}}]\n"
+        );
+        let config = write(dir.path(), "prometheus.yml", &config);
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        let p = Self { child, url: format!("http://127.0.0.1:{port}"), dir };
+        let (http, ready) = (reqwest::Client::new(), format!("{}/-/ready", p.url));
+        until("Prometheus ready", || async {
+            let ok = http.get(&ready).send().await.is_ok_and(|r| r.status().is_success());
+            ok.then_some(())
+        })
+        .await;
+        p
+    }
+
+    /// Waits until Prometheus has scraped itself once (`up` has a sample).
+    pub async fn wait_for_a_scrape(&self) {
+        let (http, query) = (reqwest::Client::new(), format!("{}/api/v1/query?query=up", self.url));
+        until("Prometheus's first scrape", || async {
+            let answer: serde_json::Value = http.get(&query).send().await.ok()?.json().await.ok()?;
+            answer["data"]["result"].as_array().is_some_and(|r| !r.is_empty()).then_some(())
+        })
+        .await;
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The firedrill binary with a private data directory and no inherited AWS settings.
 pub struct Firedrill {
     pub data_dir: tempfile::TempDir,
