@@ -63,7 +63,7 @@ impl DrillParams {
             DrillParams::PdbCheck(_) => pdb_check::DEFAULT_TIMEOUTS,
             DrillParams::NodeDrain(_) => node_drain::DEFAULT_TIMEOUTS,
             DrillParams::CertExpiry(_) => cert_expiry::DEFAULT_TIMEOUTS,
-            DrillParams::VeleroRestore(_) => velero_restore::DEFAULT_TIMEOUTS,
+            DrillParams::VeleroRestore(p) => velero_restore::timeouts(p),
         }
     }
 

@@ -56,6 +56,25 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     cleanup: Duration::from_secs(300),
 };
 
+/// The phase limits for these parameters: the wait phase holds `restoreTimeout` and
+/// `readyTimeout`, and verify the slowest probe's every attempt (a job probe may take minutes),
+/// each with a minute to spare, so that the drill's own limits, which give the better reasons,
+/// run out first.
+pub fn timeouts(p: &Params) -> Timeouts {
+    let slack = Duration::from_secs(60);
+    let slowest = p
+        .probes
+        .iter()
+        .map(|probe| probe.timeout * (probe.retries + 1) + probe.interval * probe.retries)
+        .max()
+        .unwrap_or_default();
+    Timeouts {
+        wait: DEFAULT_TIMEOUTS.wait.max(p.restore_timeout + p.ready_timeout + slack),
+        verify: DEFAULT_TIMEOUTS.verify.max(slowest + slack),
+        ..DEFAULT_TIMEOUTS
+    }
+}
+
 /// What a run creates, for cleanup and the janitor.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -284,8 +303,7 @@ impl Drill for VeleroRestore {
         let ns = self.scratch()?;
         let client = self.client()?.clone();
         let p = &self.params;
-        let expires =
-            ctx.now() + p.restore_timeout + p.ready_timeout + DEFAULT_TIMEOUTS.verify + DEFAULT_TIMEOUTS.cleanup;
+        let expires = ctx.now() + p.restore_timeout + p.ready_timeout + timeouts(p).verify + DEFAULT_TIMEOUTS.cleanup;
         scratch::create(&client, ctx, &ns, &p.quota, expires).await?;
         let backup = self.backup()?.name.clone();
         let request = velero::RestoreRequest {
@@ -403,6 +421,21 @@ pub async fn cleanup(claim: &Claim, ctx: &RunContext) -> Result<Vec<String>, Dri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wait_and_verify_limits_make_room_for_the_drill_s_own() {
+        let file = "apiVersion: firedrill.dev/v1alpha1\nkind: Drill\nname: t\nveleroRestore:\n  namespace: payments\n  restoreTimeout: 2h\n  probes:\n    - name: smoke\n      job: {image: busybox, command: [\"true\"]}\n      timeout: 10m\n      retries: 2\n      interval: 1m\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yaml");
+        std::fs::write(&path, file).unwrap();
+        let catalog = crate::spec::Catalog::load(&[path]).expect("valid");
+        let plan = catalog.drill("t").expect("the drill");
+        let crate::drills::DrillParams::VeleroRestore(p) = &plan.params else { panic!("a velero-restore drill") };
+        let t = timeouts(p);
+        assert_eq!(t.wait, Duration::from_secs(2 * 3600 + 600 + 60), "2h restore + 10m ready + 1m");
+        assert_eq!(t.verify, Duration::from_secs(3 * 600 + 2 * 60 + 60), "three 10m attempts, two 1m pauses, 1m");
+        assert_eq!(t.preflight, DEFAULT_TIMEOUTS.preflight);
+    }
 
     #[test]
     fn a_claim_round_trips_for_the_janitor() {

@@ -66,8 +66,8 @@ pub struct Spec {
     #[serde(default)]
     pub check_storage: Option<Loc<CheckStorageSpec>>,
     /// Checks of the restored application, run after its workloads are available. `kubernetes`
-    /// probes look in the scratch namespace; `$(SCRATCH_NAMESPACE)` in a URL or address is
-    /// replaced by its name.
+    /// probes look in the scratch namespace and `job` probes run there; `$(SCRATCH_NAMESPACE)` in
+    /// a URL, address, query or command is replaced by its name.
     #[serde(default)]
     pub probes: Vec<Loc<probes::Spec>>,
 }
