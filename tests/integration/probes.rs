@@ -19,7 +19,8 @@ use kube::core::GroupVersionKind;
 
 use crate::support::{self, Firedrill, Prometheus, text, write};
 
-/// The simulator with the payments app and its seeded Backup `payments-seeded`, Completed.
+/// The simulator of `scenarios/monthly-payments-restore.yaml`: the payments app and its seeded
+/// Backup `payments-seeded`, Completed.
 struct Cluster {
     sim: firedrill::sim::Sim,
     client: kube::Client,
@@ -31,7 +32,7 @@ impl Cluster {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let fixture = std::fs::read_to_string(root.join("tests/fixtures/sim/payments-velero.yaml")).unwrap();
+        let fixture = std::fs::read_to_string(root.join("scenarios/monthly-payments-restore.yaml")).unwrap();
         let bucket = dir.path().join("bucket");
         std::fs::create_dir_all(&bucket).unwrap();
         let fixture =
