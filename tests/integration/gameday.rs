@@ -49,12 +49,7 @@ async fn the_quarterly_game_day_passes_on_its_simulated_cluster_and_a_real_etcd(
     let result: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     assert_eq!(out.status.code(), Some(0), "{result:#}");
-    let steps: Vec<(&str, &str)> = result["scenario"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["drill"].as_str().unwrap(), s["verdict"].as_str().unwrap_or("skipped")))
-        .collect();
+    let steps = support::scenario_steps(&result);
     assert_eq!(
         steps,
         [("pdb-check", "Passed"), ("node-drain", "Passed"), ("etcd-restore", "Passed"), ("cert-expiry-30d", "Passed")]

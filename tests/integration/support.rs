@@ -401,3 +401,13 @@ pub fn pod_is_ready(p: &k8s_openapi::api::core::v1::Pod) -> bool {
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
+
+/// `(drill, verdict)` of each step of a scenario's JSON result (`skipped` for a step that did not run).
+pub fn scenario_steps(result: &serde_json::Value) -> Vec<(&str, &str)> {
+    result["scenario"]["steps"]
+        .as_array()
+        .expect("a scenario result")
+        .iter()
+        .map(|s| (s["drill"].as_str().unwrap_or_default(), s["verdict"].as_str().unwrap_or("skipped")))
+        .collect()
+}

@@ -393,12 +393,7 @@ async fn the_payments_example_and_its_monthly_scenario_pass_on_the_scenario_s_cl
     let out = fd.run(&["run", "scenarios/monthly-payments-restore.yaml", "-o", "json"]);
     let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     assert_eq!(out.status.code(), Some(0), "{result:#}");
-    let steps: Vec<(&str, &str)> = result["scenario"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["drill"].as_str().unwrap(), s["verdict"].as_str().unwrap_or("skipped")))
-        .collect();
+    let steps = support::scenario_steps(&result);
     assert_eq!(steps, [("velero-restore-payments", "Passed"), ("pdb-check", "Passed")]);
     all.push_str(&text(&out));
     assert!(
