@@ -17,6 +17,7 @@ pub mod probes;
 pub mod progress;
 pub mod quantity;
 pub mod report;
+pub mod serve;
 pub mod sim;
 pub mod spec;
 pub mod store;

@@ -8,6 +8,7 @@ mod evidence;
 mod history;
 mod output;
 mod run;
+mod serve;
 mod sim;
 
 use std::path::PathBuf;
@@ -91,6 +92,14 @@ pub enum Command {
         #[command(subcommand)]
         command: sim::SimCommand,
     },
+    /// The scheduler daemon: run every scheduled drill and scenario, unattended, with leader
+    /// election, metrics and health endpoints.
+    Serve(serve::ServeArgs),
+    /// Show the scheduled drills and scenarios and when they fire next.
+    Schedule {
+        #[command(subcommand)]
+        command: serve::ScheduleCommand,
+    },
     /// Write the JSON Schemas of drill and scenario files.
     Schema {
         /// Directory to write them into.
@@ -129,6 +138,8 @@ pub async fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::Canary(args) => canary::run(args).await,
         Command::Etcd { command } => etcd::run(command).await,
         Command::Sim { command } => sim::run(&cli.global, command).await,
+        Command::Serve(args) => serve::serve(&cli.global, args).await,
+        Command::Schedule { command } => serve::schedule(command).await,
         Command::Schema { out } => {
             std::fs::create_dir_all(&out)?;
             for (name, text) in crate::spec::schema::all() {

@@ -57,6 +57,19 @@ impl DrillParams {
         !matches!(self, DrillParams::PdbCheck(_) | DrillParams::CertExpiry(_))
     }
 
+    /// The cluster the drill acts on, for the scheduler's per-cluster limit: a Kubernetes
+    /// cluster by its kubeconfig and context, or for etcd-restore its source etcd.
+    pub fn cluster_key(&self) -> String {
+        let kube = |t: &crate::cluster::Target| format!("kubernetes:{}", t.describe());
+        match self {
+            DrillParams::EtcdRestore(p) => format!("etcd:{:?}", p.source),
+            DrillParams::PdbCheck(p) => kube(&p.cluster),
+            DrillParams::NodeDrain(p) => kube(&p.cluster),
+            DrillParams::CertExpiry(p) => kube(&p.cluster),
+            DrillParams::VeleroRestore(p) => kube(&p.cluster),
+        }
+    }
+
     pub fn default_timeouts(&self) -> Timeouts {
         match self {
             DrillParams::EtcdRestore(_) => etcd_restore::DEFAULT_TIMEOUTS,

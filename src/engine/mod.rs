@@ -46,7 +46,7 @@ pub type Claim = serde_json::Value;
 /// The contract every drill implements. Methods run in this order; any error ends the run,
 /// after which the runner always calls the drill type's cleanup with the claim.
 #[async_trait]
-pub trait Drill: Send {
+pub trait Drill: Send + Sync {
     /// The registered drill type (`etcd-restore`).
     fn kind(&self) -> &'static str;
 

@@ -24,7 +24,7 @@ pub async fn run(runner: &Runner, plan: &ScenarioPlan) -> ScenarioResult {
 pub async fn run_with(
     runner: &Runner,
     plan: &ScenarioPlan,
-    make: &dyn Fn(&DrillPlan) -> Box<dyn Drill>,
+    make: &(dyn Fn(&DrillPlan) -> Box<dyn Drill> + Sync),
 ) -> ScenarioResult {
     let run_id = new_run_id();
     let started = runner.clock.now();

@@ -71,6 +71,14 @@ impl Catalog {
     /// Loads every `*.yaml`/`*.yml` file in `paths` (files, or directories read one level deep)
     /// and the drill files that scenarios name by path.
     pub fn load(paths: &[PathBuf]) -> Result<Catalog, SpecErrors> {
+        let (catalog, errors) = Self::load_lenient(paths);
+        if errors.0.is_empty() { Ok(catalog) } else { Err(errors) }
+    }
+
+    /// Loads what is valid and returns it with every error (sorted): the scheduler's way, where
+    /// a bad file is reported and skipped and the rest keep running. A scenario naming an invalid
+    /// drill is invalid itself.
+    pub fn load_lenient(paths: &[PathBuf]) -> (Catalog, SpecErrors) {
         let mut errors = Vec::new();
         let mut files = Vec::new();
         for path in paths {
@@ -120,13 +128,9 @@ impl Catalog {
                 catalog.scenarios.push(Arc::new(plan));
             }
         }
-        if errors.is_empty() {
-            Ok(catalog)
-        } else {
-            errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-            errors.dedup();
-            Err(SpecErrors(errors))
-        }
+        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        errors.dedup();
+        (catalog, SpecErrors(errors))
     }
 
     pub fn drill(&self, name: &str) -> Option<&Arc<DrillPlan>> {
