@@ -125,10 +125,14 @@ impl State {
         job.schedule.upcoming(from, 1).first().copied()
     }
 
-    /// The newest fire time not after `now`, or `now` when there is none within a year.
+    /// The newest fire time not after `now`, or `now` when there is none within a year. Looks
+    /// back a minute, an hour, a day, a month, a year: a schedule every few seconds is not
+    /// walked through for a whole year.
     fn previous_fire(&self, job: &Job, now: Timestamp) -> Timestamp {
-        let year_ago = now - Duration::from_secs(366 * 86_400);
-        upcoming_until(&job.schedule, year_ago, now).last().copied().unwrap_or(now)
+        [60, 3_600, 86_400, 32 * 86_400, 366 * 86_400]
+            .into_iter()
+            .find_map(|back| upcoming_until(&job.schedule, now - Duration::from_secs(back), now).last().copied())
+            .unwrap_or(now)
     }
 }
 

@@ -11,6 +11,7 @@ mod ledger;
 mod node_drain;
 mod pdb_check;
 mod probes;
+mod serve;
 mod sim_certmanager;
 mod sim_cli;
 mod sim_fidelity;
