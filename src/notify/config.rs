@@ -61,7 +61,11 @@ pub fn read(var: impl Fn(&str) -> Option<String>) -> Result<Settings, NotifyErro
 }
 
 /// The URL from `direct` or from the file `file` names; never both.
-fn url(get: &impl Fn(&str) -> Option<String>, direct: &'static str, file: &'static str) -> Result<Option<String>, NotifyError> {
+fn url(
+    get: &impl Fn(&str) -> Option<String>,
+    direct: &'static str,
+    file: &'static str,
+) -> Result<Option<String>, NotifyError> {
     match (get(direct), get(file)) {
         (Some(_), Some(_)) => Err(NotifyError::Config {
             variable: direct,
@@ -165,8 +169,11 @@ mod tests {
 
     #[test]
     fn a_url_that_is_not_http_is_refused_without_repeating_it() {
-        for url in ["hooks.example/T000-secret-token", "ftp://hooks.example/T000-secret-token", "mailto:T000-secret-token@example.com"]
-        {
+        for url in [
+            "hooks.example/T000-secret-token",
+            "ftp://hooks.example/T000-secret-token",
+            "mailto:T000-secret-token@example.com",
+        ] {
             let e = check_url(WEBHOOK_URL, url).unwrap_err().to_string();
             assert!(e.contains(WEBHOOK_URL) && e.contains("https://host/path"), "{e}");
             assert!(!e.contains("secret-token"), "the URL is a credential: {e}");

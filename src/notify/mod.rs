@@ -124,7 +124,12 @@ impl Notifier {
 
     /// Sends `event` about `outcome` to every channel at once; one [`Notification`] each, not yet
     /// recorded.
-    pub async fn send(&self, event: NotificationEvent, outcome: &Outcome, previous: Option<Verdict>) -> Vec<Notification> {
+    pub async fn send(
+        &self,
+        event: NotificationEvent,
+        outcome: &Outcome,
+        previous: Option<Verdict>,
+    ) -> Vec<Notification> {
         let sent = self.clock.now();
         let one = |channel: Channel, url: &Secret| {
             let body = match channel {
@@ -240,10 +245,8 @@ pub async fn after_run(notifier: &Notifier, ledger: &Ledger, outcome: &Outcome) 
     };
     let mut out = Vec::new();
     for notification in notifier.send(event, outcome, previous).await {
-        let recorded = ledger
-            .append(&Entry::Notification(Box::new(notification.clone())))
-            .await
-            .map_err(|e| e.to_string());
+        let recorded =
+            ledger.append(&Entry::Notification(Box::new(notification.clone()))).await.map_err(|e| e.to_string());
         if let Err(e) = &recorded {
             tracing::warn!(error = %e, channel = notification.channel.as_str(), "the notification could not be recorded");
         }

@@ -140,8 +140,8 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "cluster", "drill", "ended", "event", "kind", "reason", "rpoMs", "rtoMs", "runId", "scenario", "started",
-                "targets", "verdict"
+                "cluster", "drill", "ended", "event", "kind", "reason", "rpoMs", "rtoMs", "runId", "scenario",
+                "started", "targets", "verdict"
             ]
         );
         assert_eq!(v["event"], "failure");
@@ -162,14 +162,20 @@ mod tests {
         let mut o = outcome("budgets", Verdict::Passed);
         o.reason = "verified <all> & within targets".into();
         let v = slack(NotificationEvent::Recovery, &o, Some(Verdict::Failed));
-        assert!(v["text"].as_str().unwrap().starts_with("firedrill: budgets (pdb-check) Passed: verified &lt;all&gt; &amp;"));
+        assert!(
+            v["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("firedrill: budgets (pdb-check) Passed: verified &lt;all&gt; &amp;")
+        );
         let blocks = v["blocks"].as_array().unwrap();
         let types: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
         assert_eq!(types, ["header", "section", "section", "context"]);
         assert_eq!(blocks[0]["text"], json!({"type": "plain_text", "text": "Drill recovered: budgets"}));
         assert_eq!(blocks[1]["text"]["type"], "mrkdwn");
         assert_eq!(blocks[1]["text"]["text"], "verified &lt;all&gt; &amp; within targets", "mrkdwn is escaped");
-        let fields: Vec<&str> = blocks[2]["fields"].as_array().unwrap().iter().map(|f| f["text"].as_str().unwrap()).collect();
+        let fields: Vec<&str> =
+            blocks[2]["fields"].as_array().unwrap().iter().map(|f| f["text"].as_str().unwrap()).collect();
         assert_eq!(
             fields,
             [

@@ -218,7 +218,10 @@ async fn after_run_sends_a_recovery_after_a_failure_and_records_each_delivery() 
     ledger.append(&Entry::Outcome(Box::new(failed.clone()))).await.unwrap();
     let d = after_run(&notifier, &ledger, &failed).await;
     assert_eq!(d.len(), 1);
-    assert_eq!((d[0].notification.event, d[0].notification.delivered, d[0].notification.attempts), (NotificationEvent::Failure, true, 2));
+    assert_eq!(
+        (d[0].notification.event, d[0].notification.delivered, d[0].notification.attempts),
+        (NotificationEvent::Failure, true, 2)
+    );
     assert!(matches!(d[0].recorded, Ok(Appended::Chained { .. })), "{:?}", d[0].recorded);
     assert_eq!(d[0].describe(), "webhook: failure delivered (2 attempts)");
 
@@ -237,8 +240,15 @@ async fn after_run_sends_a_recovery_after_a_failure_and_records_each_delivery() 
             _ => None,
         })
         .collect();
-    assert_eq!(told, [(failed.run_id.as_str(), NotificationEvent::Failure), ("budgets-again", NotificationEvent::Recovery)]);
+    assert_eq!(
+        told,
+        [(failed.run_id.as_str(), NotificationEvent::Failure), ("budgets-again", NotificationEvent::Recovery)]
+    );
     assert!(ledger.verify(None).await.unwrap().ok(), "notification records keep the chain whole");
     let history: Vec<String> = ledger.summaries().await.unwrap().into_iter().map(|s| s.run_id).collect();
-    assert_eq!(history, [passed.run_id.clone(), failed.run_id.clone(), "budgets-again".into()], "history: outcomes only");
+    assert_eq!(
+        history,
+        [passed.run_id.clone(), failed.run_id.clone(), "budgets-again".into()],
+        "history: outcomes only"
+    );
 }

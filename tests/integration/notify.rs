@@ -19,21 +19,24 @@ use crate::support::{self, Firedrill, text, write};
 /// The token in the webhook paths: it stands for the credential a real webhook URL holds.
 const TOKEN: &str = "T000-secret-token";
 
+/// What the receiver got: `(channel, body)` of each request.
+type Got = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// Takes every POST to `/slack/{token}` and `/hooks/{token}`, keeps `(channel, body)`, and
 /// answers `status`.
 struct Receiver {
     base: String,
-    got: Arc<Mutex<Vec<(String, Value)>>>,
+    got: Got,
 }
 
 impl Receiver {
     async fn start(status: u16) -> Self {
-        let got = Arc::new(Mutex::new(Vec::new()));
+        let got: Got = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
             .route(
                 "/{channel}/{token}",
                 post(
-                    |State((got, status)): State<(Arc<Mutex<Vec<(String, Value)>>>, u16)>,
+                    |State((got, status)): State<(Got, u16)>,
                      UrlPath((channel, _token)): UrlPath<(String, String)>,
                      body: axum::Json<Value>| async move {
                         got.lock().unwrap().push((channel, body.0));
@@ -134,7 +137,9 @@ async fn both_webhooks_hear_of_a_failure_then_of_the_recovery_and_never_see_the_
     let kubeconfig = write(dir.path(), "kubeconfig", &sim.kubeconfig());
     let receiver = Receiver::start(200).await;
     let fd = Arc::new(
-        Firedrill::new().env("FIREDRILL_SLACK_WEBHOOK_URL", receiver.slack_url()).env("FIREDRILL_WEBHOOK_URL", receiver.hook_url()),
+        Firedrill::new()
+            .env("FIREDRILL_SLACK_WEBHOOK_URL", receiver.slack_url())
+            .env("FIREDRILL_WEBHOOK_URL", receiver.hook_url()),
     );
 
     let (failed, out1) = run(&fd, &budgets(dir.path(), &kubeconfig, false), &["-vv"]).await;
@@ -166,7 +171,11 @@ async fn both_webhooks_hear_of_a_failure_then_of_the_recovery_and_never_see_the_
     assert_eq!(hook["runId"], passed.run_id.as_str());
     let slack = &got.iter().find(|(c, _)| c == "slack").unwrap().1;
     assert_eq!(slack["blocks"][0]["text"]["text"], "Drill recovered: budgets");
-    assert!(String::from_utf8_lossy(&out2.stderr).contains("webhook: recovery delivered (1 attempt)"), "{}", text(&out2));
+    assert!(
+        String::from_utf8_lossy(&out2.stderr).contains("webhook: recovery delivered (1 attempt)"),
+        "{}",
+        text(&out2)
+    );
 
     // A third pass is no change: nobody is told.
     let (_, out3) = run(&fd, &budgets(dir.path(), &kubeconfig, true), &[]).await;
@@ -181,7 +190,12 @@ async fn both_webhooks_hear_of_a_failure_then_of_the_recovery_and_never_see_the_
         .collect();
     assert_eq!(
         told,
-        [("slack", "failure", true), ("webhook", "failure", true), ("slack", "recovery", true), ("webhook", "recovery", true)]
+        [
+            ("slack", "failure", true),
+            ("webhook", "failure", true),
+            ("slack", "recovery", true),
+            ("webhook", "recovery", true)
+        ]
     );
     assert_eq!(n[0]["runId"], failed.run_id.as_str());
     assert_eq!(n[2]["runId"], passed.run_id.as_str());
@@ -241,7 +255,10 @@ fn a_bad_notification_setting_stops_the_run_before_anything_runs_and_hides_the_u
     let out = fd.run(&["run", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("FIREDRILL_NOTIFY_ON") && stderr.contains("`changes`") && stderr.contains("`always`"), "{stderr}");
+    assert!(
+        stderr.contains("FIREDRILL_NOTIFY_ON") && stderr.contains("`changes`") && stderr.contains("`always`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("nothing was run"), "{stderr}");
     assert!(!fd.data_dir.path().join("ledger").exists(), "nothing was recorded");
 
