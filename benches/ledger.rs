@@ -27,6 +27,7 @@ fn entry(template: &Entry, n: usize) -> Entry {
         Entry::Intent(i) => i.run_id = id,
         Entry::Outcome(o) => o.run_id = id,
         Entry::Scenario(s) => s.run_id = id,
+        Entry::Notification(n) => n.run_id = id,
     }
     e
 }

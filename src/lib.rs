@@ -2,7 +2,8 @@
 //!
 //! A drill is declared in YAML ([`spec`]), validated into a [`plan`], driven through its phases by
 //! the [`engine`], measured ([`measure`]) and recorded in a tamper-evident [`ledger`]. The drills
-//! themselves live in [`drills`]; [`etcd`] and [`store`] talk to the real systems.
+//! themselves live in [`drills`]; [`etcd`] and [`store`] talk to the real systems; [`notify`] tells
+//! people about outcomes.
 
 pub mod cli;
 pub mod clock;
@@ -12,6 +13,7 @@ pub mod engine;
 pub mod etcd;
 pub mod ledger;
 pub mod measure;
+pub mod notify;
 pub mod plan;
 pub mod probes;
 pub mod progress;

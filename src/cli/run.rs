@@ -13,6 +13,7 @@ use crate::engine::{Abort, Runner, janitor, scenario};
 use crate::ledger::record::{Outcome, Trigger};
 use crate::ledger::{Appended, Ledger};
 use crate::measure::human;
+use crate::notify::{self, Notifier};
 use crate::plan::{DrillPlan, ScenarioPlan};
 use crate::progress::{Lines, Progress, Quiet, Terminal};
 use crate::spec::Catalog;
@@ -121,6 +122,9 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<i32> {
     if args.dry_run {
         return dry_run(&target, &data_dir, clock).await;
     }
+    // Read before anything runs: a bad setting is bad input, not something to find out after
+    // the drill (the error names the variable, never the URL).
+    let notifier = notify::from_env().map_err(|e| anyhow::anyhow!("{e}\nnothing was run"))?;
     let ledger = Arc::new(Ledger::open(&global.ledger_url(), &data_dir, clock)?);
     let abort = Abort::new();
     handle_signals(abort.clone());
@@ -150,6 +154,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<i32> {
     match target {
         Target::Drill(plan) => {
             let result = runner.run(&plan, None).await;
+            tell(notifier.as_ref(), &ledger, [&result.outcome]).await;
             match args.output {
                 RunOutput::Json => println!("{}", serde_json::to_string_pretty(&result.outcome)?),
                 RunOutput::Text => print!("{}", outcome_text(&result.outcome, &result.recorded)),
@@ -158,6 +163,7 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<i32> {
         }
         Target::Scenario(plan) => {
             let result = scenario::run(&runner, &plan).await;
+            tell(notifier.as_ref(), &ledger, result.runs.iter().map(|r| &r.outcome)).await;
             match args.output {
                 RunOutput::Json => {
                     let runs: Vec<&Outcome> = result.runs.iter().map(|r| &r.outcome).collect();
@@ -187,6 +193,17 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<i32> {
                 }
             }
             Ok(result.outcome.verdict.exit_code())
+        }
+    }
+}
+
+/// Notifies about each recorded outcome, when notifications are configured. Says on stderr who
+/// was told (stdout stays the run's result); never changes the exit code.
+async fn tell<'a>(notifier: Option<&Notifier>, ledger: &Ledger, outcomes: impl IntoIterator<Item = &'a Outcome>) {
+    let Some(notifier) = notifier else { return };
+    for outcome in outcomes {
+        for d in notify::after_run(notifier, ledger, outcome).await {
+            eprintln!("firedrill: {} {}: {}", outcome.drill.name, outcome.run_id, d.describe());
         }
     }
 }

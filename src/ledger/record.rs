@@ -46,7 +46,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// What a record says: `{"intent": {...}}`, `{"outcome": {...}}` or `{"scenario": {...}}`.
+/// What a record says: `{"intent": {...}}`, `{"outcome": {...}}`, `{"scenario": {...}}` or
+/// `{"notification": {...}}`.
 /// (Externally tagged: a `"type"` field inside would make every reader buffer the whole entry
 /// before parsing it.)
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -58,6 +59,8 @@ pub enum Entry {
     Outcome(Box<Outcome>),
     /// Written when a scenario has ended.
     Scenario(Box<ScenarioOutcome>),
+    /// Written after a run's outcome, once per channel told about it (or not: `delivered`).
+    Notification(Box<Notification>),
 }
 
 impl Entry {
@@ -66,6 +69,7 @@ impl Entry {
             Entry::Intent(i) => &i.run_id,
             Entry::Outcome(o) => &o.run_id,
             Entry::Scenario(s) => &s.run_id,
+            Entry::Notification(n) => &n.run_id,
         }
     }
 }
@@ -212,6 +216,68 @@ pub struct ScenarioOutcome {
     pub verdict: Verdict,
     pub reason: String,
     pub steps: Vec<StepResult>,
+}
+
+/// Where a notification went: a Slack-compatible incoming webhook or the generic JSON webhook.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Channel {
+    Slack,
+    Webhook,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Slack => "slack",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+/// Why a run was worth telling someone about.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum NotificationEvent {
+    /// The run's verdict is `Failed`, `Error` or `Aborted`.
+    Failure,
+    /// The run passed and the drill's previous run had not.
+    Recovery,
+    /// Any other run, sent only when every run is to be announced.
+    Run,
+}
+
+impl NotificationEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationEvent::Failure => "failure",
+            NotificationEvent::Recovery => "recovery",
+            NotificationEvent::Run => "run",
+        }
+    }
+}
+
+/// Who was told about a run, and whether it reached them. Never holds the webhook's URL (a
+/// secret: it is the credential).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// The run the notification is about.
+    pub run_id: String,
+    pub drill: String,
+    pub channel: Channel,
+    pub event: NotificationEvent,
+    pub delivered: bool,
+    /// Requests made, retries included.
+    pub attempts: u32,
+    /// The last HTTP status answered, if any answer came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why it was not delivered: the kind of failure only (`timeout`, `HTTP 500`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the first attempt started.
+    pub sent: Timestamp,
 }
 
 #[cfg(test)]

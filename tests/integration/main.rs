@@ -9,6 +9,7 @@ mod etcd_restore;
 mod gameday;
 mod ledger;
 mod node_drain;
+mod notify;
 mod pdb_check;
 mod probes;
 mod serve;
