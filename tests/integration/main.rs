@@ -4,6 +4,7 @@
 
 mod cert_expiry;
 mod cli;
+mod deploy;
 mod engine;
 mod etcd_restore;
 mod gameday;
