@@ -133,6 +133,8 @@ fn identity() -> String {
 pub async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
     let data_dir = global.data_dir();
     let clock = Clock::system();
+    let notifier =
+        crate::notify::from_env().map_err(|e| anyhow::anyhow!("{e}\nthe daemon did not start"))?.map(Arc::new);
     let ledger = Arc::new(Ledger::open(&global.ledger_url(), &data_dir, clock)?);
     let stopping = CancellationToken::new();
     let runner = Runner {
@@ -176,6 +178,7 @@ pub async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
         canary_interval: args.canary_interval,
         canary_cluster: cluster,
         state_file: data_dir.join("serve").join("state.json"),
+        notifier,
     };
     let daemon = Daemon::new(config, runner, leader, stopping.clone());
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

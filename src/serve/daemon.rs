@@ -46,6 +46,8 @@ pub struct Config {
     /// The cluster the canary is written to (the daemon's own, in a pod).
     pub canary_cluster: crate::cluster::Target,
     pub state_file: PathBuf,
+    /// Where failures and recoveries are told (from the environment).
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 /// A job and the plan it runs.
@@ -347,6 +349,12 @@ impl Daemon {
         let outcomes = self.run(&loaded.target).await;
         for o in &outcomes {
             self.metrics.run_finished(o);
+            if let Some(notifier) = &self.config.notifier {
+                for d in crate::notify::after_run(notifier, &self.runner.ledger, o).await {
+                    tracing::info!("notification: {}", d.describe());
+                    self.metrics.notification(d.notification.channel.as_str(), d.notification.delivered);
+                }
+            }
         }
         let mut inner = lock(&self.inner);
         inner.running.finish(&loaded.job.key());

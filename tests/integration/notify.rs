@@ -17,20 +17,20 @@ use serde_json::{Value, json};
 use crate::support::{self, Firedrill, text, write};
 
 /// The token in the webhook paths: it stands for the credential a real webhook URL holds.
-const TOKEN: &str = "T000-secret-token";
+pub const TOKEN: &str = "T000-secret-token";
 
 /// What the receiver got: `(channel, body)` of each request.
-type Got = Arc<Mutex<Vec<(String, Value)>>>;
+pub type Got = Arc<Mutex<Vec<(String, Value)>>>;
 
 /// Takes every POST to `/slack/{token}` and `/hooks/{token}`, keeps `(channel, body)`, and
 /// answers `status`.
-struct Receiver {
+pub struct Receiver {
     base: String,
     got: Got,
 }
 
 impl Receiver {
-    async fn start(status: u16) -> Self {
+    pub async fn start(status: u16) -> Self {
         let got: Got = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
             .route(
@@ -51,22 +51,22 @@ impl Receiver {
         Self { base, got }
     }
 
-    fn slack_url(&self) -> String {
+    pub fn slack_url(&self) -> String {
         format!("{}/slack/{TOKEN}", self.base)
     }
 
-    fn hook_url(&self) -> String {
+    pub fn hook_url(&self) -> String {
         format!("{}/hooks/{TOKEN}", self.base)
     }
 
     /// What arrived since the last call.
-    fn take(&self) -> Vec<(String, Value)> {
+    pub fn take(&self) -> Vec<(String, Value)> {
         std::mem::take(&mut *self.got.lock().unwrap())
     }
 }
 
 /// One app with a single replica and a PDB that never lets it go: a critical finding.
-fn stuck_db() -> SimConfig {
+pub fn stuck_db() -> SimConfig {
     SimConfig {
         apps: vec![AppSpec {
             name: "db".into(),

@@ -1,7 +1,8 @@
 //! `firedrill serve` as a process against the simulator: a drill runs on its schedule and is
 //! recorded while a bad file beside it is reported and skipped; a file added later is picked up;
 //! SIGTERM mid-drill ends with the cleanup done and the run `Aborted`; two daemons elect one
-//! leader through a Lease and the other takes over when the leader is killed.
+//! leader through a Lease and the other takes over when the leader is killed; a failure reaches a
+//! webhook receiver, and a receiver that fails changes no verdict.
 
 use std::path::Path;
 use std::time::Duration;
@@ -257,4 +258,50 @@ async fn two_daemons_elect_one_leader_and_the_other_takes_over_when_it_is_killed
     let verify = replica().run(&["evidence", "verify"]);
     assert!(verify.status.success(), "one consistent chain: {}", support::text(&verify));
     b.signal(libc::SIGTERM);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_failure_reaches_the_webhook_and_a_failing_receiver_changes_no_verdict() {
+    use crate::notify::{Receiver, TOKEN, stuck_db};
+    let sim = support::sim(stuck_db()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write(dir.path(), "kubeconfig", &sim.kubeconfig());
+    let specs = dir.path().join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    // The single-replica app's PDB never lets its pod go: a critical finding, so the drill fails.
+    write(&specs, "budgets.yaml", &check_drill("budgets", &kubeconfig));
+    let (slack, hook) = (Receiver::start(200).await, Receiver::start(500).await);
+    let fd = Firedrill::new()
+        .env("FIREDRILL_SLACK_WEBHOOK_URL", slack.slack_url())
+        .env("FIREDRILL_WEBHOOK_URL", hook.hook_url());
+    let mut d = Daemon::start(&fd, &specs, &["--canary-interval", "1h"]);
+
+    let got = support::until("Slack is told of the failure", || async {
+        let got = slack.take();
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    let text = got[0].1["text"].as_str().unwrap_or_default().to_string();
+    assert!(text.contains("budgets") && text.contains("Failed"), "{:#}", got[0].1);
+    let metrics = support::until("the failed webhook delivery is counted", || async {
+        d.get("/metrics")
+            .await
+            .filter(|m| m.contains("firedrill_notifications_total{channel=\"webhook\",result=\"failed\"}"))
+    })
+    .await;
+    assert!(metrics.contains("firedrill_notifications_total{channel=\"slack\",result=\"delivered\"}"), "{metrics}");
+    let runs = outcomes(&ledger_of(&fd), fd.data_dir.path()).await;
+    assert!(!runs.is_empty() && runs.iter().all(|o| o.verdict == Verdict::Failed), "the drill's own verdict");
+    assert!(!hook.take().is_empty(), "the failing receiver was tried");
+
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.exit_code().await, Some(0));
+    for entry in std::fs::read_dir(fd.data_dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let log = std::fs::read_to_string(&path).unwrap();
+            assert!(!log.contains(TOKEN), "the webhook URL is not logged: {log}");
+        }
+    }
+    sim.shutdown().await;
 }
