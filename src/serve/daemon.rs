@@ -63,6 +63,16 @@ struct Loaded {
     target: Target,
 }
 
+/// Whether a due run may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    Started,
+    /// No free slot yet.
+    Wait,
+    /// Never: the reason, for `firedrill_schedule_skipped_total`.
+    Skip(&'static str),
+}
+
 /// What `/schedule` shows of one job.
 #[derive(Serialize, serde::Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +102,8 @@ pub struct ScheduleView {
 
 struct Inner {
     jobs: Vec<Loaded>,
+    /// Each job's next fire time (before jitter), so that a tick looks only at jobs that are due.
+    next: std::collections::HashMap<String, Option<Timestamp>>,
     errors: Vec<String>,
     state: State,
     running: Running,
@@ -178,6 +190,7 @@ impl Daemon {
             metrics: Metrics::new(),
             inner: Mutex::new(Inner {
                 jobs: Vec::new(),
+                next: Default::default(),
                 errors: Vec::new(),
                 state,
                 running: Running::default(),
@@ -209,6 +222,7 @@ impl Daemon {
         self.metrics.spec_errors.set(errors.len() as i64);
         let mut inner = lock(&self.inner);
         inner.jobs = jobs;
+        inner.next.clear();
         inner.errors = errors.iter().map(|e| e.to_string()).collect();
         inner.fingerprint = print;
         inner.loaded = true;
@@ -273,37 +287,88 @@ impl Daemon {
         let mut inner = lock(&self.inner);
         let jobs = inner.jobs.clone();
         let mut dues = Vec::new();
+        let mut earliest: Option<Timestamp> = None;
+        let mut seen_new = false;
         for l in &jobs {
+            let key = l.job.key();
+            // A job not due yet costs one lookup.
+            if let Some(Some(next)) = inner.next.get(&key)
+                && *next > now
+            {
+                earliest = Some(earliest.map_or(*next, |e| e.min(*next)));
+                continue;
+            }
+            seen_new |= !inner.next.contains_key(&key);
             // Every replica keeps its state current, so that a new leader does not catch up on
             // what the old one ran.
             if let Some(due) = inner.state.take_due(&l.job, now) {
-                dues.push((l.clone(), due));
+                // Started here when it may start now: a burst of due runs is admitted in this
+                // one pass, each as soon as it is looked at, not after the rest are spawned.
+                let admitted = (self.leading() && due.start_at <= now).then(|| self.admit(&mut inner, &l.job, &due));
+                if admitted == Some(Admit::Started) {
+                    self.started(&due, false);
+                    let (me, l) = (self.clone(), l.clone());
+                    tokio::spawn(async move { me.execute(l).await });
+                } else {
+                    // Tried and refused a slot: it is held by the limits from here.
+                    dues.push((l.clone(), due, admitted == Some(Admit::Wait)));
+                }
             }
-            if let Some(next) = inner.state.next_fire(&l.job, now) {
-                self.metrics.next_fire.get_or_create(&vec![("name", l.job.key())]).set(next.millis() as f64 / 1000.0);
+            let next = inner.state.next_fire(&l.job, now);
+            if let Some(t) = next {
+                self.metrics.next_fire.get_or_create(&vec![("name", key.clone())]).set(t.millis() as f64 / 1000.0);
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
+            inner.next.insert(key, next);
         }
-        let state = inner.state.clone();
-        let next = jobs.iter().filter_map(|l| inner.state.next_fire(&l.job, now)).min();
+        let state = (!dues.is_empty() || seen_new).then(|| inner.state.clone());
         drop(inner);
-        if !dues.is_empty() {
+        if let Some(state) = state {
             self.save_state(&state);
         }
-        for (loaded, due) in dues {
+        let next = earliest;
+        for (loaded, due, held) in dues {
             if !self.leading() {
                 tracing::debug!(job = %due.key, "due, but another replica leads");
                 self.metrics.skipped(&due.key, "not-leader");
                 continue;
             }
             let me = self.clone();
-            tokio::spawn(async move { me.dispatch(loaded, due).await });
+            tokio::spawn(async move { me.dispatch(loaded, due, held).await });
         }
         // Wake for the next fire time, and at least every second (a reload, a clock jump).
         next.and_then(|t| t.since(self.clock.now())).unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1))
     }
 
+    /// Whether `job`'s run may start now; takes its slot when it may.
+    fn admit(&self, inner: &mut Inner, job: &Job, due: &Due) -> Admit {
+        if self.stopping.is_cancelled() {
+            return Admit::Skip("stopping");
+        }
+        if !self.leading() {
+            return Admit::Skip("not-leader");
+        }
+        if due.latest_start.is_some_and(|l| self.clock.now() > l) {
+            return Admit::Skip("window");
+        }
+        if !inner.running.admits(job, self.config.limits) {
+            return Admit::Wait;
+        }
+        inner.running.start(job);
+        self.metrics.running.set(inner.running.len() as i64);
+        Admit::Started
+    }
+
+    /// Notes a start: its lag after the (jittered) start time, apart for runs the limits held.
+    fn started(&self, due: &Due, held: bool) {
+        let lag = self.clock.now().since(due.start_at).unwrap_or_default();
+        let histogram = if held { &self.metrics.queue_wait } else { &self.metrics.start_lag };
+        histogram.observe(lag.as_secs_f64());
+        tracing::info!(job = %due.key, scheduled = %due.scheduled, lag_ms = lag.as_millis() as u64, held, "starting");
+    }
+
     /// Waits for the start time and a free slot, then runs.
-    async fn dispatch(self: Arc<Self>, loaded: Loaded, due: Due) {
+    async fn dispatch(self: Arc<Self>, loaded: Loaded, due: Due, mut held: bool) {
         if let Some(wait) = due.start_at.since(self.clock.now()) {
             tokio::select! {
                 _ = self.clock.sleep(wait) => {}
@@ -312,27 +377,14 @@ impl Daemon {
         }
         loop {
             let notified = self.changed.notified();
-            {
-                let mut inner = lock(&self.inner);
-                if self.stopping.is_cancelled() {
-                    drop(inner);
-                    return self.metrics.skipped(&due.key, "stopping");
+            let admitted = self.admit(&mut lock(&self.inner), &loaded.job, &due);
+            match admitted {
+                Admit::Started => break,
+                Admit::Skip(reason) => {
+                    tracing::info!(job = %due.key, reason, "scheduled run not started");
+                    return self.metrics.skipped(&due.key, reason);
                 }
-                if !self.leading() {
-                    drop(inner);
-                    tracing::info!(job = %due.key, "not started: this replica no longer leads");
-                    return self.metrics.skipped(&due.key, "not-leader");
-                }
-                if due.latest_start.is_some_and(|l| self.clock.now() > l) {
-                    drop(inner);
-                    tracing::warn!(job = %due.key, "not started within its window: skipped");
-                    return self.metrics.skipped(&due.key, "window");
-                }
-                if inner.running.admits(&loaded.job, self.config.limits) {
-                    inner.running.start(&loaded.job);
-                    self.metrics.running.set(inner.running.len() as i64);
-                    break;
-                }
+                Admit::Wait => held = true,
             }
             // A slot frees, or the window closes.
             let until_window =
@@ -343,9 +395,12 @@ impl Daemon {
                 _ = self.stopping.cancelled() => {}
             }
         }
-        let lag = self.clock.now().since(due.start_at).unwrap_or_default();
-        self.metrics.start_lag.observe(lag.as_secs_f64());
-        tracing::info!(job = %due.key, scheduled = %due.scheduled, lag_ms = lag.as_millis() as u64, "starting");
+        self.started(&due, held);
+        self.execute(loaded).await
+    }
+
+    /// Runs a started job, records its figures, tells the webhooks, and frees its slot.
+    async fn execute(self: Arc<Self>, loaded: Loaded) {
         let outcomes = self.run(&loaded.target).await;
         for o in &outcomes {
             self.metrics.run_finished(o);

@@ -31,6 +31,7 @@ pub struct Metrics {
     duration: Family<Labels, Histogram>,
     pub next_fire: Family<Labels, FloatGauge>,
     pub start_lag: Histogram,
+    pub queue_wait: Histogram,
     skipped: Family<Labels, Counter>,
     pub running: Gauge,
     pub leader: Gauge,
@@ -64,8 +65,10 @@ impl Metrics {
                 Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 15))
             }),
             next_fire: Family::default(),
-            // 1 ms to about 16 s.
-            start_lag: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 15)),
+            // 0.25 ms to about 8 s.
+            start_lag: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_25, 2.0, 16)),
+            // 10 ms to about 45 h.
+            queue_wait: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.01, 2.0, 24)),
             skipped: Family::default(),
             running: Gauge::default(),
             leader: Gauge::default(),
@@ -92,8 +95,13 @@ impl Metrics {
         );
         r.register(
             "schedule_start_lag_seconds",
-            "How late a run started after its (jittered) start time",
+            "How late a run that found a free slot started after its (jittered) start time",
             m.start_lag.clone(),
+        );
+        r.register(
+            "schedule_queue_wait_seconds",
+            "How long a run held by the concurrency limits waited after its (jittered) start time",
+            m.queue_wait.clone(),
         );
         r.register("schedule_skipped", "Scheduled runs not started, by reason", m.skipped.clone());
         r.register("running_drills", "Drills and scenarios running now", m.running.clone());

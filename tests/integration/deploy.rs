@@ -509,7 +509,7 @@ mod renderer {
 }
 
 /// The metrics `firedrill serve` exports, as its contract names them.
-const SERVE_METRICS: &[&str] = &[
+pub const SERVE_METRICS: &[&str] = &[
     "firedrill_drill_last_run_timestamp_seconds",
     "firedrill_drill_last_verdict",
     "firedrill_drill_last_rto_seconds",

@@ -37,8 +37,10 @@ impl Daemon {
     fn start(fd: &Firedrill, specs: &Path, extra: &[&str]) -> Self {
         let port = support::free_port();
         let listen = format!("127.0.0.1:{port}");
-        let mut args =
-            vec!["serve", "--listen", &listen, "--specs", specs.to_str().unwrap(), "--reload-interval", "200ms"];
+        let mut args = vec!["serve", "--listen", &listen, "--specs", specs.to_str().unwrap()];
+        if !extra.contains(&"--reload-interval") {
+            args.extend(["--reload-interval", "200ms"]);
+        }
         args.extend_from_slice(extra);
         let mut cmd = tokio::process::Command::from(fd.command(&args));
         // Its log, for a failing test to show.
@@ -107,7 +109,9 @@ async fn a_drill_runs_on_its_schedule_and_is_recorded_while_a_bad_file_is_report
         "apiVersion: firedrill.dev/v1alpha1\nkind: Drill\nname: broken\npdbCheck:\n  failOn: sometimes\n",
     );
     let fd = Firedrill::new();
-    let mut d = Daemon::start(&fd, &specs, &[]);
+    let kc = kubeconfig.to_str().unwrap();
+    let mut d =
+        Daemon::start(&fd, &specs, &["--canary-namespace", "default", "--canary-interval", "1s", "--kubeconfig", kc]);
 
     let view = support::until("the daemon serves its schedule", || async { d.schedule().await }).await;
     let keys: Vec<&str> = view["jobs"].as_array().unwrap().iter().map(|j| j["key"].as_str().unwrap()).collect();
@@ -129,6 +133,11 @@ async fn a_drill_runs_on_its_schedule_and_is_recorded_while_a_bad_file_is_report
     })
     .await;
     assert!(metrics.contains("firedrill_spec_errors 1"), "{metrics}");
+    // Every metric the chart's dashboard and alerts use is exported.
+    for name in crate::deploy::SERVE_METRICS {
+        let family = name.strip_suffix("_total").unwrap_or(name);
+        assert!(metrics.contains(&format!("# TYPE {family} ")), "{name} is not exported:\n{metrics}");
+    }
     assert!(metrics.contains("firedrill_drill_last_verdict{drill=\"check\",verdict=\"Passed\"} 1"), "{metrics}");
     assert!(!metrics.contains("firedrill_schedule_start_lag_seconds_count 0"), "a start lag was observed: {metrics}");
 
@@ -144,6 +153,14 @@ async fn a_drill_runs_on_its_schedule_and_is_recorded_while_a_bad_file_is_report
     let offline = fd.run(&["schedule", "list", "--server", &d.url]);
     let listed = String::from_utf8_lossy(&offline.stdout).to_string();
     assert!(listed.contains("drill/second") && listed.contains("leader"), "{listed}");
+
+    // The canary writer runs inside the daemon.
+    let canary: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(support::kube_client(&sim), "default");
+    let written = support::until("the daemon writes the canary", || async {
+        canary.get_opt("firedrill-canary").await.ok()?.and_then(|c| c.data?.get("timestamp").cloned())
+    })
+    .await;
+    assert!(written.parse::<firedrill::clock::Timestamp>().is_ok(), "{written}");
 
     d.signal(libc::SIGTERM);
     assert_eq!(d.exit_code().await, Some(0));
@@ -274,7 +291,8 @@ async fn a_scheduled_failure_reaches_the_webhook_and_a_failing_receiver_changes_
     let fd = Firedrill::new()
         .env("FIREDRILL_SLACK_WEBHOOK_URL", slack.slack_url())
         .env("FIREDRILL_WEBHOOK_URL", hook.hook_url());
-    let mut d = Daemon::start(&fd, &specs, &["--canary-interval", "1h"]);
+    // Files are looked at only on SIGHUP here.
+    let mut d = Daemon::start(&fd, &specs, &["--canary-interval", "1h", "--reload-interval", "1h"]);
 
     let got = support::until("Slack is told of the failure", || async {
         let got = slack.take();
@@ -293,6 +311,15 @@ async fn a_scheduled_failure_reaches_the_webhook_and_a_failing_receiver_changes_
     let runs = outcomes(&ledger_of(&fd), fd.data_dir.path()).await;
     assert!(!runs.is_empty() && runs.iter().all(|o| o.verdict == Verdict::Failed), "the drill's own verdict");
     assert!(!hook.take().is_empty(), "the failing receiver was tried");
+
+    write(&specs, "later.yaml", &check_drill("later", &kubeconfig));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(d.schedule().await.unwrap()["jobs"].as_array().unwrap().len(), 1, "not read before SIGHUP");
+    d.signal(libc::SIGHUP);
+    support::until("SIGHUP reloads the files", || async {
+        (d.schedule().await?["jobs"].as_array()?.len() == 2).then_some(())
+    })
+    .await;
 
     d.signal(libc::SIGTERM);
     assert_eq!(d.exit_code().await, Some(0));
