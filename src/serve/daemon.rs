@@ -437,7 +437,9 @@ impl Daemon {
     /// restore.
     pub fn canary_namespaces(&self) -> Vec<String> {
         let inner = lock(&self.inner);
-        let mut out: BTreeSet<String> = self.config.canary_namespaces.iter().cloned().collect();
+        // An empty entry (an empty FIREDRILL_CANARY_NAMESPACES) names no namespace.
+        let mut out: BTreeSet<String> =
+            self.config.canary_namespaces.iter().filter(|n| !n.is_empty()).cloned().collect();
         for l in &inner.jobs {
             let plans: Vec<&Arc<DrillPlan>> = match &l.target {
                 Target::Drill(d) => vec![d],
