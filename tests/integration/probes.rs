@@ -31,13 +31,7 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let fixture = std::fs::read_to_string(root.join("scenarios/monthly-payments-restore.yaml")).unwrap();
-        let bucket = dir.path().join("bucket");
-        std::fs::create_dir_all(&bucket).unwrap();
-        let fixture =
-            write(dir.path(), "sim.yaml", &fixture.replace("/tmp/firedrill-velero", bucket.to_str().unwrap()));
-        let sim = support::sim(firedrill::sim::config::load(&fixture).unwrap()).await;
+        let sim = support::sim(support::payments_cluster(dir.path())).await;
         let client = support::kube_client(&sim);
         let kubeconfig = write(dir.path(), "kubeconfig", &sim.kubeconfig());
         let backups: Api<DynamicObject> = Api::namespaced_with(

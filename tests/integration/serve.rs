@@ -170,12 +170,7 @@ async fn a_drill_runs_on_its_schedule_and_is_recorded_while_a_bad_file_is_report
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_drill_cleans_up_and_records_the_run_aborted() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let scenario = std::fs::read_to_string(root.join("scenarios/monthly-payments-restore.yaml")).unwrap();
-    let bucket = dir.path().join("bucket");
-    std::fs::create_dir_all(&bucket).unwrap();
-    let sim_file = write(dir.path(), "sim.yaml", &scenario.replace("/tmp/firedrill-velero", bucket.to_str().unwrap()));
-    let sim = support::sim(firedrill::sim::config::load(&sim_file).unwrap()).await;
+    let sim = support::sim(support::payments_cluster(dir.path())).await;
     let client = support::kube_client(&sim);
     let kubeconfig = write(dir.path(), "kubeconfig", &sim.kubeconfig());
     let backups = Api::<kube::api::DynamicObject>::namespaced_with(

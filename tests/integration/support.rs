@@ -411,3 +411,14 @@ pub fn scenario_steps(result: &serde_json::Value) -> Vec<(&str, &str)> {
         .map(|s| (s["drill"].as_str().unwrap_or_default(), s["verdict"].as_str().unwrap_or("skipped")))
         .collect()
 }
+
+/// The cluster of `scenarios/monthly-payments-restore.yaml`'s `sim` section (the payments app, a
+/// file-backed BackupStorageLocation and a seeded Backup), with its bucket in `dir`.
+pub fn payments_cluster(dir: &Path) -> firedrill::sim::config::SimConfig {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scenario = std::fs::read_to_string(root.join("scenarios/monthly-payments-restore.yaml")).unwrap();
+    let bucket = dir.join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let file = write(dir, "payments-sim.yaml", &scenario.replace("/tmp/firedrill-velero", bucket.to_str().unwrap()));
+    firedrill::sim::config::load(&file).unwrap()
+}

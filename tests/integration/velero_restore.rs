@@ -370,13 +370,7 @@ async fn a_failing_probe_fails_the_drill_and_a_foreign_scratch_namespace_aborts_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_payments_example_and_its_monthly_scenario_pass_on_the_scenario_s_cluster() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let scenario = std::fs::read_to_string(root.join("scenarios/monthly-payments-restore.yaml")).unwrap();
-    let bucket = dir.path().join("bucket");
-    std::fs::create_dir_all(&bucket).unwrap();
-    let sim = write(dir.path(), "sim.yaml", &scenario.replace("/tmp/firedrill-velero", bucket.to_str().unwrap()));
-    let config = firedrill::sim::config::load(&sim).unwrap();
-    let s = Setup::start(config, false).await;
+    let s = Setup::start(support::payments_cluster(dir.path()), false).await;
     s.phase("Backup", "backups", "payments-seeded", &["Completed"]).await;
     let fd = Firedrill::new().env("KUBECONFIG", s.kubeconfig.to_str().unwrap());
     // A canary written after the backup is in the source but not in the restore: the drill's
