@@ -101,7 +101,8 @@ pub struct ScheduleView {
 }
 
 struct Inner {
-    jobs: Vec<Loaded>,
+    /// Shared, so that a tick takes them without copying every schedule.
+    jobs: Arc<Vec<Loaded>>,
     /// Each job's next fire time (before jitter), so that a tick looks only at jobs that are due.
     next: std::collections::HashMap<String, Option<Timestamp>>,
     errors: Vec<String>,
@@ -189,7 +190,7 @@ impl Daemon {
             clock,
             metrics: Metrics::new(),
             inner: Mutex::new(Inner {
-                jobs: Vec::new(),
+                jobs: Arc::default(),
                 next: Default::default(),
                 errors: Vec::new(),
                 state,
@@ -206,7 +207,11 @@ impl Daemon {
     /// Loads the spec files if they changed (or `force`). Bad files are reported and skipped.
     pub fn reload(&self, force: bool) {
         let print = fingerprint(&self.config.specs);
-        if !force && lock(&self.inner).fingerprint == print && lock(&self.inner).loaded {
+        let unchanged = {
+            let inner = lock(&self.inner);
+            inner.loaded && inner.fingerprint == print
+        };
+        if unchanged && !force {
             return;
         }
         let (jobs, errors) = load(&self.config.specs);
@@ -221,7 +226,7 @@ impl Daemon {
         tracing::info!(jobs = jobs.len(), errors = errors.len(), "loaded the spec files");
         self.metrics.spec_errors.set(errors.len() as i64);
         let mut inner = lock(&self.inner);
-        inner.jobs = jobs;
+        inner.jobs = Arc::new(jobs);
         inner.next.clear();
         inner.errors = errors.iter().map(|e| e.to_string()).collect();
         inner.fingerprint = print;
@@ -289,7 +294,7 @@ impl Daemon {
         let mut dues = Vec::new();
         let mut earliest: Option<Timestamp> = None;
         let mut seen_new = false;
-        for l in &jobs {
+        for l in jobs.iter() {
             let key = l.job.key();
             // A job not due yet costs one lookup.
             if let Some(Some(next)) = inner.next.get(&key)
@@ -440,7 +445,7 @@ impl Daemon {
         // An empty entry (an empty FIREDRILL_CANARY_NAMESPACES) names no namespace.
         let mut out: BTreeSet<String> =
             self.config.canary_namespaces.iter().filter(|n| !n.is_empty()).cloned().collect();
-        for l in &inner.jobs {
+        for l in inner.jobs.iter() {
             let plans: Vec<&Arc<DrillPlan>> = match &l.target {
                 Target::Drill(d) => vec![d],
                 Target::Scenario(s) => s.steps.iter().map(|st| &st.drill).collect(),
