@@ -13,6 +13,18 @@ pub struct NodeLoad {
     pub memory: i64,
 }
 
+impl std::ops::AddAssign for NodeLoad {
+    fn add_assign(&mut self, l: NodeLoad) {
+        (self.pods, self.cpu, self.memory) = (self.pods + l.pods, self.cpu + l.cpu, self.memory + l.memory);
+    }
+}
+
+impl std::ops::SubAssign for NodeLoad {
+    fn sub_assign(&mut self, l: NodeLoad) {
+        (self.pods, self.cpu, self.memory) = (self.pods - l.pods, self.cpu - l.cpu, self.memory - l.memory);
+    }
+}
+
 /// The node a pod counts against and what it requests: bound and not finished.
 pub fn pod_load(pod: &Value) -> Option<(&str, NodeLoad)> {
     let node = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())?;

@@ -259,12 +259,10 @@ impl Store {
             let after = if kind == EventKind::Deleted { None } else { pod_load(&object) };
             if before != after {
                 if let Some((node, l)) = before {
-                    let e = inner.node_load.entry(node.to_string()).or_default();
-                    (e.pods, e.cpu, e.memory) = (e.pods - l.pods, e.cpu - l.cpu, e.memory - l.memory);
+                    *inner.node_load.entry(node.to_string()).or_default() -= l;
                 }
                 if let Some((node, l)) = after {
-                    let e = inner.node_load.entry(node.to_string()).or_default();
-                    (e.pods, e.cpu, e.memory) = (e.pods + l.pods, e.cpu + l.cpu, e.memory + l.memory);
+                    *inner.node_load.entry(node.to_string()).or_default() += l;
                 }
             }
         }

@@ -125,11 +125,10 @@ pub async fn measure(client: &Client, source: &str, quota: &BTreeMap<String, Str
             && !matches!(v["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
         {
             let (cpu, memory) = crate::quantity::requests(&v);
-            source_load = add(source_load, NodeLoad { pods: 1, cpu, memory });
+            source_load += NodeLoad { pods: 1, cpu, memory };
         }
         if let Some((node, l)) = pod_load(&v) {
-            let entry = load.entry(node.to_string()).or_default();
-            *entry = add(*entry, l);
+            *load.entry(node.to_string()).or_default() += l;
         }
     }
     let mut free = NodeLoad::default();
@@ -139,14 +138,11 @@ pub async fn measure(client: &Client, source: &str, quota: &BTreeMap<String, Str
         let v = serde_json::to_value(node).unwrap_or(Value::Null);
         let alloc = &v["status"]["allocatable"];
         let used = load.get(node.metadata.name.as_deref().unwrap_or_default()).copied().unwrap_or_default();
-        free = add(
-            free,
-            NodeLoad {
-                pods: (memory_bytes(&alloc["pods"]) - used.pods).max(0),
-                cpu: (cpu_millis(&alloc["cpu"]) - used.cpu).max(0),
-                memory: (memory_bytes(&alloc["memory"]) - used.memory).max(0),
-            },
-        );
+        free += NodeLoad {
+            pods: (memory_bytes(&alloc["pods"]) - used.pods).max(0),
+            cpu: (cpu_millis(&alloc["cpu"]) - used.cpu).max(0),
+            memory: (memory_bytes(&alloc["memory"]) - used.memory).max(0),
+        };
     }
     let (needed, needed_from) = if source_load.pods > 0 {
         (source_load.into(), format!("namespace {source} (what it runs now)"))
@@ -158,10 +154,6 @@ pub async fn measure(client: &Client, source: &str, quota: &BTreeMap<String, Str
         )
     };
     Ok(Room { needed, needed_from, free: free.into(), schedulable_nodes })
-}
-
-fn add(a: NodeLoad, b: NodeLoad) -> NodeLoad {
-    NodeLoad { pods: a.pods + b.pods, cpu: a.cpu + b.cpu, memory: a.memory + b.memory }
 }
 
 #[cfg(test)]
