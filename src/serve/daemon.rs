@@ -246,8 +246,6 @@ impl Daemon {
     pub fn view(&self) -> ScheduleView {
         let now = self.clock.now();
         let inner = lock(&self.inner);
-        let running: BTreeSet<String> =
-            inner.jobs.iter().map(|l| l.job.key()).filter(|k| inner.running.contains(k)).collect();
         ScheduleView {
             leader: self.leading(),
             jobs: inner
@@ -261,7 +259,7 @@ impl Daemon {
                     time_zone: l.job.schedule.time_zone.name().to_string(),
                     next_fire: inner.state.next_fire(&l.job, now),
                     last_handled: inner.state.last.get(&l.job.key()).copied(),
-                    running: running.contains(&l.job.key()),
+                    running: inner.running.contains(&l.job.key()),
                     file: match &l.target {
                         Target::Drill(d) => d.file.clone(),
                         Target::Scenario(s) => s.file.clone(),
@@ -331,7 +329,6 @@ impl Daemon {
         if let Some(state) = state {
             self.save_state(&state);
         }
-        let next = earliest;
         for (loaded, due, held) in dues {
             if !self.leading() {
                 tracing::debug!(job = %due.key, "due, but another replica leads");
@@ -342,7 +339,7 @@ impl Daemon {
             tokio::spawn(async move { me.dispatch(loaded, due, held).await });
         }
         // Wake for the next fire time, and at least every second (a reload, a clock jump).
-        next.and_then(|t| t.since(self.clock.now())).unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1))
+        earliest.and_then(|t| t.since(self.clock.now())).unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1))
     }
 
     /// Whether `job`'s run may start now; takes its slot when it may.
