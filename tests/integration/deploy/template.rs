@@ -132,21 +132,14 @@ fn lex(s: &str) -> Result<Vec<Tok>> {
             ' ' | '\t' | '\n' => {
                 chars.next();
             }
-            '|' => {
+            '|' | '(' | ')' | ',' => {
                 chars.next();
-                out.push(Tok::Pipe);
-            }
-            '(' => {
-                chars.next();
-                out.push(Tok::Open);
-            }
-            ')' => {
-                chars.next();
-                out.push(Tok::Close);
-            }
-            ',' => {
-                chars.next();
-                out.push(Tok::Comma);
+                out.push(match c {
+                    '|' => Tok::Pipe,
+                    '(' => Tok::Open,
+                    ')' => Tok::Close,
+                    _ => Tok::Comma,
+                });
             }
             ':' => {
                 chars.next();
